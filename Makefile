@@ -1,0 +1,46 @@
+# README's two commands: `make demo` and `make test`. Both create .venv when it
+# is missing and install the project into it; nothing else is needed but Python.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# torch first, pinned: 2.13.0 is a local CPU wheel here; an unpinned torch pulled
+# in by a dependency would be a multi-GB CUDA build.
+TORCH  ?= torch==2.13.0
+DEPS   := setup.cfg pyproject.toml $(wildcard setup.py)
+PYTEST_ARGS ?=
+
+.PHONY: test test-all demo bench venv clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.torch: | $(VENV)/bin/python
+	$(PIP) install --quiet "$(TORCH)"
+	touch $@
+
+$(VENV)/.installed: $(DEPS) $(VENV)/.torch
+	$(PIP) install --quiet -e ".[test]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-all: $(VENV)/.installed
+	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
+
+demo: $(VENV)/.installed
+	$(PY) -m kipoi_tanger.demo --out demo_output
+
+$(VENV)/.bench: $(VENV)/.installed
+	$(PIP) install --quiet -e ".[test,bench]"
+	touch $@
+
+bench: $(VENV)/.bench
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) demo_output build *.egg-info .pytest_cache
