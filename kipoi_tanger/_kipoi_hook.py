@@ -1,0 +1,126 @@
+"""Make the real ``kipoi`` executable know about kipoi_tanger.
+
+Why an import hook: Kipoi 0.8.6 has no plugin discovery. ``kipoi.plugin.PLUGINS``
+is a hard-coded list (only ``kipoi_interpret``), and ``kipoi.__main__`` builds
+its command table from that list *at import time*, so an installed
+``kipoi_tanger`` is neither reachable as ``kipoi tanger`` nor listed by
+``kipoi list_plugins``. Kipoi is no longer maintained, so an upstream fix will
+not come. The package therefore installs a one-line ``.pth`` file into
+site-packages that calls :func:`install` at interpreter start-up.
+
+:func:`install` only puts a tiny meta-path finder in front of ``sys.meta_path``.
+It does nothing until one of two Kipoi modules is imported:
+
+* ``kipoi.plugin``: append kipoi_tanger to ``PLUGINS`` (so ``kipoi tanger ...``
+  dispatches to :func:`kipoi_tanger.cli.cli_main` and ``kipoi list_plugins``
+  lists it);
+* ``kipoi.writers``: apply the numpy-2 shim (:mod:`kipoi_tanger._compat`), so
+  plain ``kipoi predict ... -o out.h5`` works on numpy 2.
+
+For every other import the finder returns ``None`` after one dict lookup, and it
+removes itself once both modules are patched, so start-up cost is negligible
+and processes that never import Kipoi are unaffected. Set
+``KIPOI_TANGER_NO_HOOK=1`` to disable it.
+"""
+import sys
+
+PLUGIN_ENTRY = {
+    "plugin": "kipoi_tanger",
+    "url": "https://github.com/kipoi/kipoi_tanger",
+    "cli": True,
+    "description": "tangermeme-style ops (predict, DeepLIFT/SHAP, marginalize, products) into HDF5",
+}
+
+
+def _patch_plugin(module):
+    if not any(p.get("plugin") == "kipoi_tanger" for p in module.PLUGINS):
+        module.PLUGINS.append(dict(PLUGIN_ENTRY))
+    original = module.load_plugin
+    if getattr(original, "_kipoi_tanger", False):
+        return
+
+    def load_plugin(plugin):
+        # Kipoi reads cli_main/ModelParser/DataloaderParser from the plugin
+        # module; ours live in kipoi_tanger.cli so that `import kipoi_tanger`
+        # stays light.
+        if plugin == "kipoi_tanger":
+            import importlib
+            return importlib.import_module("kipoi_tanger.cli")
+        return original(plugin)
+
+    load_plugin._kipoi_tanger = True
+    module.load_plugin = load_plugin
+
+
+def _patch_writers(module):
+    from kipoi_tanger._compat import patch_kipoi_writers
+    patch_kipoi_writers(module)
+
+
+class _PatchingLoader:
+    """Run the real loader, then patch the fresh module."""
+
+    def __init__(self, loader, patch):
+        self._loader = loader
+        self._patch = patch
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        try:
+            self._patch(module)
+        except Exception as e:  # never break Kipoi itself
+            sys.stderr.write(f"kipoi_tanger: could not patch {module.__name__}: {e}\n")
+
+    def __getattr__(self, name):
+        # get_source/get_code/is_package etc. for inspect and tracebacks
+        return getattr(self._loader, name)
+
+
+class KipoiPatchFinder:
+    """Meta-path finder that patches ``kipoi.plugin`` and ``kipoi.writers`` on import."""
+
+    def __init__(self):
+        self.pending = {"kipoi.plugin": _patch_plugin, "kipoi.writers": _patch_writers}
+
+    def find_spec(self, fullname, path=None, target=None):
+        patch = self.pending.get(fullname)
+        if patch is None:
+            return None
+        spec = None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        if spec is None or spec.loader is None:
+            return spec
+        del self.pending[fullname]
+        if not self.pending:
+            try:
+                sys.meta_path.remove(self)
+            except ValueError:
+                pass
+        spec.loader = _PatchingLoader(spec.loader, patch)
+        return spec
+
+
+def install():
+    """Install the finder (idempotent); patch at once what Kipoi already imported."""
+    import os
+    if os.environ.get("KIPOI_TANGER_NO_HOOK"):
+        return None
+    for finder in sys.meta_path:
+        if isinstance(finder, KipoiPatchFinder) or type(finder).__name__ == "KipoiPatchFinder":
+            return finder
+    finder = KipoiPatchFinder()
+    for name in list(finder.pending):
+        module = sys.modules.get(name)
+        if module is not None:
+            finder.pending.pop(name)(module)
+    if finder.pending:
+        sys.meta_path.insert(0, finder)
+    return finder
