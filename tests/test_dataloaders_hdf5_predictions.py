@@ -121,6 +121,23 @@ def test_per_sample_and_fast_batches_equal_kipoi_collate(two_files):
         check(f, s)
 
 
+@pytest.mark.parametrize("block_bytes", [1, 2000, 1 << 24])
+def test_block_reads_give_the_same_batches(two_files, monkeypatch, block_bytes):
+    # in-order iteration reads blocks of rows and slices batches out of them
+    fa, fb, a, b = two_files
+    monkeypatch.setattr(mod, "_BLOCK_BYTES", block_bytes)
+    ds = HDF5Predictions([fa, fb])
+    for drop_last in (False, True):
+        got = list(ds.batch_iter(batch_size=3, drop_last=drop_last))
+        assert [len(x["inputs"]["a"]) for x in got] == [3, 3, 3, 3] + ([] if drop_last else [1])
+        rows = 12 if drop_last else 13
+        np.testing.assert_array_equal(np.concatenate([x["inputs"]["a"] for x in got]), a[:rows])
+        np.testing.assert_array_equal(
+            np.concatenate([x["inputs"]["b"]["counts"]["1"] for x in got]), b["counts"][1][:rows])
+        ids = np.concatenate([x["metadata"]["ranges"]["id"] for x in got])
+        assert ids.tolist() == ["r%d" % i for i in range(rows)]
+
+
 def test_shuffled_batches_stay_aligned(two_files):
     fa, fb, a, b = two_files
     ds = HDF5Predictions([fa, fb])
@@ -335,3 +352,15 @@ def test_composite_model_from_stored_predictions(tmp_path):
         ref = down(up(x[0]), up(x[1])).numpy()
     assert preds.shape == (7, 1)
     np.testing.assert_allclose(preds, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_non_ascii_and_fixed_length_ids(tmp_path):
+    ids = ["pé%d" % i for i in range(5)]
+    fa = write_h5(tmp_path / "a.h5", np.arange(5.), {"id": np.array(ids)})
+    fb = str(tmp_path / "b.h5")  # fixed-length bytes ids, as other writers store them
+    with h5py.File(fb, "w") as f:
+        f["preds"] = np.arange(5.) * 2
+        f["metadata/id"] = np.array([i.encode() for i in ids])
+    x = HDF5Predictions([fa, fb]).load_all()
+    assert x["metadata"]["id"].tolist() == ids
+    np.testing.assert_array_equal(x["inputs"]["b"], np.arange(5.) * 2)

@@ -19,8 +19,10 @@ Decisions
   in chunks, so memory does not grow with the number of rows.
 * Metadata is the first file's whole ``metadata`` group (so ``ranges`` for
   interval loaders, ``id`` for sequence tables); strings come back as ``str``.
-* Reads are per batch with h5py slices; the chunk cache is sized to hold one
-  chunk of every dataset, so sequential batches decompress each chunk once.
+* In-order iteration reads blocks of rows (up to 16 MB) with one h5py slice
+  per dataset and slices batches from them; shuffled or per-sample access
+  reads per batch. The chunk cache holds one chunk of every dataset, so
+  each chunk is decompressed once when reading in order.
 """
 import os
 
@@ -32,6 +34,7 @@ __all__ = ["HDF5Predictions"]
 
 _ID_KEYS = ("metadata/ranges/id", "metadata/id")
 _ALIGN_CHUNK = 1 << 16
+_BLOCK_BYTES = 16 << 20
 
 
 def _split(value, name):
@@ -57,12 +60,14 @@ def _default_name(path):
 
 def _strings(arr):
     """Decoded str array for string datasets; other arrays unchanged."""
-    if arr.dtype.kind == "O":
-        return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in arr.ravel()],
-                        dtype=str).reshape(arr.shape)
-    if arr.dtype.kind == "S":
-        return np.char.decode(arr, "utf-8")
-    return arr
+    if arr.dtype.kind not in "OS":
+        return arr
+    try:  # vectorised ASCII decode; non-ASCII ids take the slow path below
+        return arr.astype("S").astype("U")
+    except (UnicodeError, TypeError, ValueError):
+        pass
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in arr.ravel()],
+                    dtype=str).reshape(arr.shape)
 
 
 class _Source:
@@ -99,6 +104,11 @@ class _Source:
                     chunk = max(chunk, int(np.prod(ds.chunks)) * ds.dtype.itemsize)
         # One chunk per dataset stays cached: sequential batches inflate each chunk once.
         self.cache = int(min(max(chunk * 1.25 + (1 << 20), 1 << 20), 1 << 29))
+        with h5py.File(self.path, "r") as f:
+            # vlen strings count as 64 bytes once decoded
+            self.row_bytes = sum(int(np.prod(f[k].shape[1:])) * (64 if f[k].dtype.kind == "O"
+                                                                  else f[k].dtype.itemsize)
+                                 for k, _ in self.leaves + self.meta)
         self._file = self._pid = None
         self._ds = {}
 
@@ -229,6 +239,9 @@ class HDF5Predictions(Dataset):
     def __len__(self):
         return self.sources[0].n
 
+    def all_sources(self):
+        return self.sources + ([self.target] if self.target is not None else [])
+
     def load_batch(self, idx):
         """Load rows ``idx`` of every file as one collated batch."""
         idx = np.asarray(idx, dtype=np.int64)
@@ -269,8 +282,19 @@ def _first(tree):
     return str(v) if isinstance(v, np.str_) else v
 
 
+def _slice(tree, a, b):
+    if isinstance(tree, dict):
+        return {k: _slice(v, a, b) for k, v in tree.items()}
+    return tree[a:b]
+
+
 class _Batches:
-    """Re-iterable batches of a dataset exposing ``load_batch(idx)``."""
+    """Re-iterable batches of a dataset exposing ``load_batch(idx)``.
+
+    In order, rows are read in blocks of up to ``_BLOCK_BYTES`` (one h5py
+    read per dataset and block, not per batch: per-read overhead dominates
+    small batches) and batches are sliced from the block.
+    """
 
     def __init__(self, ds, batch_size, shuffle, num_workers, drop_last):
         if int(batch_size) < 1 or int(num_workers) < 0:
@@ -286,12 +310,26 @@ class _Batches:
         return [order[i:i + self.batch_size] for i in range(0, stop, self.batch_size)]
 
     def __iter__(self):
+        if self.num_workers == 0 and not self.shuffle:
+            return self._blocks()
         chunks = self._chunks()
         if self.num_workers == 0:
             return (self.ds.load_batch(c) for c in chunks)
         from kipoi_utils.external.torch.data import DataLoader
         return iter(DataLoader(_BatchView(self.ds, chunks), batch_size=1, shuffle=False,
                                num_workers=self.num_workers, collate_fn=_unwrap))
+
+
+    def _blocks(self):
+        n, bs = len(self.ds), self.batch_size
+        stop = n - n % bs if self.drop_last else n
+        row_bytes = max(1, sum(src.row_bytes for src in self.ds.all_sources()))
+        per_block = max(1, _BLOCK_BYTES // row_bytes // bs) * bs
+        for a in range(0, stop, per_block):
+            b = min(a + per_block, stop)
+            block = self.ds.load_batch(np.arange(a, b))
+            for i in range(0, b - a, bs):
+                yield _slice(block, i, i + bs)
 
 
 class _BatchView:
