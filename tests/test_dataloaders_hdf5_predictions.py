@@ -279,6 +279,13 @@ def test_kipoi_dataloader_factory_and_example():
     assert sorted(Dl(**kw)[0]["inputs"]) == ["d", "u"]
 
 
+def test_plain_import_works_as_kipoi_dataloader(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    dl = HDF5Predictions.init_example()
+    assert dl.names == ["model1", "model2"] and len(dl) == 10
+    assert set(HDF5Predictions.get_output_schema().inputs) == {"model1", "model2"}
+
+
 COMPOSITE_PY = """
 import torch
 

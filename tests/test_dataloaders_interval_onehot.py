@@ -451,6 +451,26 @@ def test_direct_import_as_a_package():
     assert len(ds) == 7 and next(ds.batch_iter(batch_size=7))["inputs"].shape == (7, 4, 50)
 
 
+def test_importable_class_carries_its_description(monkeypatch):
+    # `kipoi predict --dataloader dataloaders.interval_onehot.dataloader.IntervalOneHot`
+    # loads the class through kipoi's "py" source, which appends the working
+    # directory to sys.path and imports it: the class must bring its yaml along.
+    import kipoi
+    from kipoi.pipeline import validate_kwargs
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    Dl = kipoi.get_dataloader_factory("dataloaders.interval_onehot.dataloader.IntervalOneHot", "py")
+    assert set(Dl.args) == {"intervals_file", "fasta_file", "seq_len", "layout", "dtype",
+                            "out_of_bounds", "use_strand"}
+    assert Dl.get_output_schema().metadata["ranges"].type.value == "GenomicRanges"
+    ex = os.path.join(DL_DIR, "example_files")
+    kw = validate_kwargs(Dl, {"intervals_file": os.path.join(ex, "intervals.bed"),
+                              "fasta_file": os.path.join(ex, "genome.fa"), "seq_len": 32})
+    assert next(Dl(**kw).batch_iter(batch_size=7))["inputs"].shape == (7, 4, 32)
+    monkeypatch.chdir(os.path.dirname(ROOT))
+    assert len(Dl.init_example()) == 7  # example paths resolve against the component dir
+
+
 MODEL_PY = """
 import torch
 

@@ -152,6 +152,13 @@ def test_kipoi_dataloader_factory_and_example():
     np.testing.assert_array_equal(fa.tokens, dl.tokens)
 
 
+def test_plain_import_works_as_kipoi_dataloader(tmp_path, monkeypatch):
+    # the module attaches its dataloader.yaml, so init_example works without kipoi's factory
+    monkeypatch.chdir(tmp_path)
+    assert SequenceTable.args is not None and "sequences_file" in SequenceTable.args
+    assert len(SequenceTable.init_example()) == 10
+
+
 GRU_PY = """
 import torch
 

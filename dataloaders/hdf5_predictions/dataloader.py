@@ -345,3 +345,30 @@ class _BatchView:
 
 def _unwrap(items):
     return items[0]
+
+
+def _attach_description(cls):
+    """Attach the sibling dataloader.yaml to ``cls`` at import time.
+
+    Kipoi does this itself when it loads the component by path; doing it here
+    too makes a plain import work as a Kipoi dataloader (``init_example``,
+    ``get_output_schema``, ``kipoi predict --dataloader
+    dataloaders.<component>.dataloader.<Class>`` with the repo root on
+    PYTHONPATH).
+    """
+    here = globals().get("__file__")  # unset when kipoi execs the file (`file.py::Class`)
+    if cls.args is not None or here is None:
+        return cls
+    folder = os.path.dirname(os.path.abspath(here))
+    path = os.path.join(folder, "dataloader.yaml")
+    if not os.path.exists(path):
+        return cls
+    from kipoi.specs import DataLoaderDescription
+    from kipoi_utils import cd
+    with cd(folder):
+        cls._add_description_factory(DataLoaderDescription.load(path))
+    cls.source_dir = folder
+    return cls
+
+
+_attach_description(HDF5Predictions)

@@ -258,7 +258,7 @@ class IntervalOneHot(Dataset):
         self.fasta = _IndexedFasta(fasta_file)
         self.intervals_file = os.path.abspath(os.fspath(intervals_file))
         self._read_bed()
-        # (B, L, 4) is what the lookup produces; this permutation gives the layout.
+        # Whether the alphabet axis comes before the sequence axis.
         core = [t for t in self.layout if t != "1"]
         self._alpha_first = core[0] == "4"
 
@@ -272,7 +272,6 @@ class IntervalOneHot(Dataset):
         chrom_id, lengths = fasta.chrom_id, fasta.lengths
         chroms, starts, ends, strands, names, lines = [], [], [], [], [], []
         width0 = line0 = None
-        has_names = False
         dropped = []
         record = -1
         with _open_text(path) as fh:
@@ -292,9 +291,9 @@ class IntervalOneHot(Dataset):
                     raise ValueError("{}: chromosome {!r} is not in fasta_file {} (which has {})"
                                      .format(where, f[0], fasta.path, some))
                 s, e = f[1].strip(), f[2].strip()
-                if not s.isdigit():
+                if not (s.isascii() and s.isdigit()):
                     raise ValueError("{}: start {!r} is not a non-negative integer".format(where, f[1]))
-                if not e.isdigit():
+                if not (e.isascii() and e.isdigit()):
                     raise ValueError("{}: end {!r} is not a non-negative integer".format(where, f[2]))
                 s, e = int(s), int(e)
                 if e < s:
@@ -317,15 +316,11 @@ class IntervalOneHot(Dataset):
                         dropped.append(n)
                         continue
                 name = f[3].strip() if len(f) > 3 else "."
-                if name not in ("", "."):
-                    has_names = True
-                else:
-                    name = None
                 chroms.append(c)
                 starts.append(s)
                 ends.append(e)
                 strands.append(_STRANDS[strand])
-                names.append(name if name is not None else str(record))
+                names.append(name if name not in ("", ".") else str(record))
                 lines.append(n)
         if dropped:
             shown = ", ".join(map(str, dropped[:10])) + (", ..." if len(dropped) > 10 else "")
@@ -530,3 +525,30 @@ class _BatchView:
 
 def _unwrap(items):
     return items[0]
+
+
+def _attach_description(cls):
+    """Attach the sibling dataloader.yaml to ``cls`` at import time.
+
+    Kipoi does this itself when it loads the component by path; doing it here
+    too makes a plain import work as a Kipoi dataloader (``init_example``,
+    ``get_output_schema``, ``kipoi predict --dataloader
+    dataloaders.<component>.dataloader.<Class>`` with the repo root on
+    PYTHONPATH).
+    """
+    here = globals().get("__file__")  # unset when kipoi execs the file (`file.py::Class`)
+    if cls.args is not None or here is None:
+        return cls
+    folder = os.path.dirname(os.path.abspath(here))
+    path = os.path.join(folder, "dataloader.yaml")
+    if not os.path.exists(path):
+        return cls
+    from kipoi.specs import DataLoaderDescription
+    from kipoi_utils import cd
+    with cd(folder):
+        cls._add_description_factory(DataLoaderDescription.load(path))
+    cls.source_dir = folder
+    return cls
+
+
+_attach_description(IntervalOneHot)
