@@ -1,0 +1,259 @@
+"""HDF5 and TSV output in Kipoi's layout, with run attributes.
+
+Files are readable by ``kipoi.readers.HDF5Reader``: one dataset per leaf, axis 0
+= regions, nested names joined with ``/``:
+
+* ``preds`` (a tensor output), ``preds/<i>`` (tuple/list outputs) or
+  ``preds/<name>`` (dict outputs), as ``kipoi predict`` writes them;
+* ``metadata/ranges/{chr,start,end,id,strand}`` (``--keep_metadata``) and
+  ``inputs`` (``--keep_inputs``), also as Kipoi writes them;
+* ``attributions`` ``(N, A, L)``, ``references`` ``(N, K, A, L)``,
+  ``convergence_deltas`` ``(N,)`` (deeplift-shap);
+* ``y_before``/``y_after`` (marginalize); product outputs keep the product
+  axes right after N.
+
+Root attributes describe the run (``kipoi_tanger_version``, ``op``, ``model``,
+``source``, ``parameters`` as JSON, ``layout``, ``alphabet``, ...); read them
+with :func:`read_attrs`.
+
+Writing is deterministic: datasets are created in sorted order with a fixed
+chunk shape and without timestamps, then filled dataset by dataset in
+chunk-aligned blocks. The same rows therefore give the same bytes whether they
+come from one run, a resumed run or merged shards.
+"""
+import json
+import os
+
+import numpy as np
+
+JSON_ATTRS = ("parameters", "alphabet", "dataloader_args", "output_names", "spec", "shard_range")
+CHUNK_BYTES = 1 << 20
+MAX_CHUNK_ROWS = 10000       # Kipoi's hdf5_chunk_size default
+
+
+def _is_str(dtype):
+    return dtype.kind in ("U", "S", "O")
+
+
+def flatten(tree, prefix=""):
+    """Nested dicts/lists of arrays → ``{'a/b/0': array}`` (Kipoi's naming)."""
+    out = {}
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            out.update(flatten(v, f"{prefix}{k}/"))
+    elif isinstance(tree, (list, tuple)):
+        for i, v in enumerate(tree):
+            out.update(flatten(v, f"{prefix}{i}/"))
+    else:
+        if hasattr(tree, "to_dict") and type(tree).__name__ == "GenomicRanges":
+            return flatten(tree.to_dict(), prefix)
+        arr = np.asarray(tree)
+        if arr.dtype == object:
+            arr = arr.astype(str)
+        out[prefix[:-1]] = arr
+    return out
+
+
+def unflatten(flat):
+    """Inverse of :func:`flatten` for dict nesting (list levels stay dicts of '0', '1'...)."""
+    out = {}
+    for key, v in flat.items():
+        parts = key.split("/")
+        d = out
+        for p in parts[:-1]:
+            d = d.setdefault(p, {})
+        d[parts[-1]] = v
+    return out
+
+
+def row_spec(arr):
+    """``(dtype string, row shape)`` of a batch array; strings become ``'str'``."""
+    arr = np.asarray(arr)
+    dt = "str" if _is_str(arr.dtype) else arr.dtype.str
+    return dt, tuple(int(s) for s in arr.shape[1:])
+
+
+def chunk_rows(dtype, row_shape, n_rows):
+    """Rows per HDF5 chunk: about 1 MiB, at most 10000 rows and ``n_rows``."""
+    itemsize = 16 if dtype == "str" else np.dtype(dtype).itemsize
+    row_bytes = max(1, itemsize * int(np.prod(row_shape, dtype=np.int64)))
+    return int(max(1, min(MAX_CHUNK_ROWS, n_rows, CHUNK_BYTES // row_bytes)))
+
+
+def encode_attr(key, value):
+    if key in JSON_ATTRS or isinstance(value, (dict, list, tuple)) or value is None:
+        return json.dumps(value, sort_keys=True, default=str)
+    return value
+
+
+def decode_attr(key, value):
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if key in JSON_ATTRS and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def write_h5(path, specs, n_rows, attrs, read_blocks, compression="gzip"):
+    """Write a complete HDF5 file.
+
+    Parameters
+    ----------
+    path : str
+        Output file (created; must not be open elsewhere).
+    specs : dict
+        ``{dataset name: (dtype string or 'str', row shape)}``.
+    n_rows : int
+        Rows of every dataset.
+    attrs : dict
+        Root attributes (JSON-encoded where needed, see :data:`JSON_ATTRS`).
+    read_blocks : callable
+        ``read_blocks(name)`` yields that dataset's rows in order, in blocks of
+        any size; called once per dataset, so memory stays at one block plus
+        one chunk.
+    """
+    import h5py
+    str_dt = h5py.string_dtype("utf-8")
+    with h5py.File(path, "w") as f:
+        for k in sorted(attrs):
+            f.attrs[k] = encode_attr(k, attrs[k])
+        for name in sorted(specs):
+            dt, row = specs[name]
+            dtype = str_dt if dt == "str" else np.dtype(dt)
+            f.create_dataset(name, shape=(n_rows,) + tuple(row), dtype=dtype,
+                             chunks=(chunk_rows(dt, row, max(n_rows, 1)),) + tuple(row),
+                             compression=compression, track_times=False)
+        for name in sorted(specs):
+            dt, row = specs[name]
+            dset = f[name]
+            cr = dset.chunks[0]
+            buf, nbuf, pos = [], 0, 0
+            for block in read_blocks(name):
+                block = np.asarray(block)
+                if tuple(block.shape[1:]) != tuple(row):
+                    raise ValueError(f"{name}: rows shaped {tuple(block.shape[1:])}, expected {tuple(row)} "
+                                     "(every batch must give the same per-region shape)")
+                if dt == "str":
+                    block = block.astype(str).astype(object)
+                buf.append(block)
+                nbuf += len(block)
+                if nbuf >= cr:
+                    data = np.concatenate(buf) if len(buf) > 1 else buf[0]
+                    full = (len(data) // cr) * cr
+                    if pos + full > n_rows:
+                        raise ValueError(f"{name}: more rows than the {n_rows} expected")
+                    dset[pos:pos + full] = data[:full]
+                    pos += full
+                    buf, nbuf = ([data[full:]], len(data) - full) if full < len(data) else ([], 0)
+            if nbuf:
+                data = np.concatenate(buf) if len(buf) > 1 else buf[0]
+                if pos + len(data) > n_rows:
+                    raise ValueError(f"{name}: more rows than the {n_rows} expected")
+                dset[pos:pos + len(data)] = data
+                pos += len(data)
+            if pos != n_rows:
+                raise ValueError(f"{name}: got {pos} rows, expected {n_rows}")
+
+
+def read_attrs(path):
+    """Root attributes of a kipoi_tanger HDF5 file, JSON fields decoded."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        return {k: decode_attr(k, v) for k, v in f.attrs.items()}
+
+
+def dataset_specs(path):
+    """``{name: (dtype string, row shape)}`` and the row count of an HDF5 file."""
+    import h5py
+    specs, n = {}, None
+
+    def visit(name, obj):
+        nonlocal n
+        if isinstance(obj, h5py.Dataset):
+            dt = "str" if h5py.check_string_dtype(obj.dtype) is not None else obj.dtype.str
+            specs[name] = (dt, tuple(obj.shape[1:]))
+            n = obj.shape[0] if n is None else n
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    return specs, (n or 0)
+
+
+def iter_rows(path, name, block_rows=None):
+    """Yield the rows of dataset ``name`` in blocks (strings as ``str``)."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        d = f[name]
+        is_str = h5py.check_string_dtype(d.dtype) is not None
+        step = block_rows or (d.chunks[0] if d.chunks else 10000)
+        for s in range(0, d.shape[0], step):
+            block = d.asstr()[s:s + step] if is_str else d[s:s + step]
+            yield np.asarray(block, dtype=str) if is_str else block
+
+
+def load(path, names=None):
+    """Load datasets into memory as ``{name: ndarray}`` (strings as ``str``)."""
+    import h5py
+    out = {}
+    specs, _ = dataset_specs(path)
+    with h5py.File(path, "r") as f:
+        for name in specs:
+            if names is not None and name not in names:
+                continue
+            d = f[name]
+            out[name] = np.asarray(d.asstr()[:], dtype=str) if h5py.check_string_dtype(d.dtype) else d[:]
+    return out
+
+
+def load_sequences(path):
+    """The ``inputs`` of a file (``--keep_inputs``) as canonical ``(N, A, L)`` one-hot.
+
+    Uses the ``sequence_input`` and ``layout`` attributes recorded by the run.
+    """
+    from .adapter import Layout
+    attrs = read_attrs(path)
+    layout = attrs.get("layout")
+    if not layout:
+        raise ValueError(f"{path}: no layout attribute (not written by kipoi-tanger, or the layout was unknown)")
+    specs, _ = dataset_specs(path)
+    seq = attrs.get("sequence_input")
+    candidates = ["inputs"] + ([f"inputs/{seq}"] if seq else [])
+    name = next((c for c in candidates if c in specs), None)
+    if name is None:
+        name = next((n for n in specs if n.startswith("inputs/") and n.endswith(f"/{seq}")), None)
+    if name is None:
+        raise ValueError(f"{path}: no inputs dataset; run with --keep_inputs")
+    x = load(path, [name])[name]
+    alphabet = attrs.get("alphabet") or list("ACGT")
+    return Layout.parse(layout).from_model(x, len(alphabet))
+
+
+def write_tsv(path, batches):
+    """Write flat batches (``{name: array}``) as Kipoi's TsvBatchWriter does."""
+    from kipoi.writers import TsvBatchWriter
+    w = TsvBatchWriter(path)
+    for flat in batches:
+        w.batch_write(unflatten(flat))
+    w.close()
+
+
+def same_content(path_a, path_b):
+    """True if two HDF5 files hold the same datasets (names, dtypes, values) and attributes."""
+    sa, na = dataset_specs(path_a)
+    sb, nb = dataset_specs(path_b)
+    if sa != sb or na != nb or read_attrs(path_a) != read_attrs(path_b):
+        return False
+    a, b = load(path_a), load(path_b)
+    return all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def file_bytes_equal(path_a, path_b):
+    if os.path.getsize(path_a) != os.path.getsize(path_b):
+        return False
+    with open(path_a, "rb") as fa, open(path_b, "rb") as fb:
+        return fa.read() == fb.read()
