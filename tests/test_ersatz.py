@@ -1,0 +1,350 @@
+"""ersatz: substitute / shuffle parity with tangermeme 1.6.0, and the uniform
+dinucleotide shuffle (invariants, seeds, uniformity, errors)."""
+import collections
+import warnings
+
+import numpy
+import pytest
+import torch
+from scipy.stats import chisquare
+from tangermeme import ersatz as tm
+
+from kipoi_tanger import ersatz
+from kipoi_tanger.ersatz import dinucleotide_shuffle, shuffle, substitute
+from kipoi_tanger.utils import one_hot_encode, random_one_hot
+
+ALPHABET = 'ACGT'
+
+
+def encode(*seqs, dtype=torch.int8):
+    return torch.stack([one_hot_encode(s, dtype=dtype) for s in seqs])
+
+
+def decode(x, alphabet=ALPHABET + 'N'):
+    """(A, L) one-hot → string, 'N' for all-zero columns."""
+    x = torch.as_tensor(x).float()
+    idx = torch.where(x.sum(0) == 0, x.shape[0], x.argmax(0))
+    return ''.join(alphabet[i] for i in idx.tolist())
+
+
+def codes_of(X):
+    """(..., A, L) one-hot → (..., L) int codes with A for all-zero columns."""
+    X = X.float()
+    return torch.where(X.sum(-2) == 0, X.shape[-2], X.argmax(-2))
+
+
+def dinuc_counts(codes, K):
+    """(..., L) codes → (..., K*K) dinucleotide counts."""
+    pair = codes[..., :-1] * K + codes[..., 1:]
+    return torch.nn.functional.one_hot(pair, K * K).sum(-2)
+
+
+def eulerian_sequences(s):
+    """Every string with the same first character and dinucleotide counts as s."""
+    counts = collections.Counter(s[i:i + 2] for i in range(len(s) - 1))
+    out = []
+
+    def walk(prefix):
+        if len(prefix) == len(s):
+            out.append(prefix)
+            return
+        for pair in sorted(counts):
+            if pair[0] == prefix[-1] and counts[pair] > 0:
+                counts[pair] -= 1
+                walk(prefix + pair[1])
+                counts[pair] += 1
+
+    walk(s[0])
+    return out
+
+
+def assert_dinuc_shuffles(X, Y, start=0, end=None, allow_N=False):
+    """Y = shuffles of X: one-hot, same ends and dinucleotide counts in the
+    window, untouched outside it."""
+    N, n, A, L = Y.shape
+    end = L if end is None else end
+    assert Y.dtype == X.dtype and Y.device == X.device
+    col = Y.float().sum(2)
+    assert ((col == 1) | ((col == 0) & allow_N)).all()
+    assert ((Y == 0) | (Y == 1)).all()
+    assert torch.equal(Y[..., :start], X[:, None, :, :start].expand(-1, n, -1, -1))
+    assert torch.equal(Y[..., end:], X[:, None, :, end:].expand(-1, n, -1, -1))
+    cx = codes_of(X[..., start:end])
+    cy = codes_of(Y[..., start:end])
+    K = A + 1
+    assert torch.equal(dinuc_counts(cy, K), dinuc_counts(cx, K)[:, None].expand(-1, n, -1))
+    assert torch.equal(cy[..., 0], cx[:, None, 0].expand(-1, n))
+    assert torch.equal(cy[..., -1], cx[:, None, -1].expand(-1, n))
+
+
+# --------------------------------------------------------------------------- substitute
+
+@pytest.mark.parametrize('dtype', [torch.int8, torch.float32])
+@pytest.mark.parametrize('motif,start', [('TGA', None), ('TGA', 0), ('GANNTC', None),
+                                         ('GANNTC', 3), ('A', 9), ('ACGTACGTAC', 0)])
+def test_substitute_matches_tangermeme_for_string_motifs(dtype, motif, start):
+    X = random_one_hot((6, 4, 10), random_state=1).to(dtype)
+    X[2, :, 4] = 0  # an N column in X is kept where the motif leaves it
+    ours = substitute(X, motif, start=start)
+    theirs = tm.substitute(X, motif, start=start)
+    assert ours.dtype == dtype
+    assert torch.equal(ours, theirs)
+    assert not torch.equal(ours, X) or motif == decode(X[0])[start:start + len(motif)]
+
+
+def test_substitute_tensor_motifs_broadcast_and_one_to_one():
+    X = random_one_hot((5, 4, 30), random_state=2).float()
+    one = encode('GATANNAG').float()
+    per = random_one_hot((5, 4, 7), random_state=3).float()
+    per[1, :, 2] = 0  # keep the original base at that column of sequence 1
+    for motif, start in [(one, None), (one, 22), (per, None), (per, 0)]:
+        assert torch.equal(substitute(X, motif, start=start), tm.substitute(X, motif, start=start))
+    assert torch.equal(substitute(X, one[0]), substitute(X, one))  # (A, m) is accepted
+    assert torch.equal(X, random_one_hot((5, 4, 30), random_state=2).float())  # not modified
+
+
+def test_substitute_start_default_is_centred():
+    X = encode('A' * 200)
+    Y = substitute(X, 'CCCCCC')
+    assert decode(Y[0]).index('C') == 97  # L // 2 - m // 2
+    Y = substitute(encode('A' * 10), 'TGA')
+    assert decode(Y[0]) == 'AAAATGAAAA'
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(motif='ACGTACGTACG'), 'longer'),
+    (dict(motif='TGA', start=8), 'start'),
+    (dict(motif='TGA', start=-1), 'start'),
+    (dict(motif='TGA', start=1.5), 'start'),
+    (dict(motif='TGX'), 'TGX|X'),
+    (dict(motif='tga'), 't'),
+    (dict(motif=''), 'motif'),
+    (dict(motif=torch.ones(1, 4, 3)), 'one-hot'),
+    (dict(motif=torch.zeros(2, 4, 3)), 'shape'),
+    (dict(motif=torch.zeros(1, 5, 3)), 'shape'),
+    (dict(motif=[1, 2]), 'motif'),
+    (dict(motif='TGA', alphabet=['A', 'C', 'G']), 'alphabet'),
+])
+def test_substitute_bad_input(kwargs, match):
+    X = random_one_hot((3, 4, 10), random_state=0)
+    with pytest.raises(ValueError, match=match):
+        substitute(X, **kwargs)
+
+
+def test_substitute_rejects_non_one_hot_X():
+    X = random_one_hot((3, 4, 10), random_state=0).float()
+    X[0, :, 0] = 0.25
+    with pytest.raises(ValueError, match='X: must be one-hot'):
+        substitute(X, 'TGA')
+    with pytest.raises(ValueError, match='X'):
+        substitute(X[0], 'TGA')
+
+
+# --------------------------------------------------------------------------- shuffle
+
+@pytest.mark.parametrize('start,end,n', [(0, -1, 1), (0, -1, 4), (5, 25, 3), (10, -3, 2)])
+def test_shuffle_matches_tangermeme(start, end, n):
+    X = random_one_hot((4, 4, 40), random_state=5)
+    X[1, :, 12] = 0
+    ours = shuffle(X, start=start, end=end, n=n, random_state=7)
+    theirs = tm.shuffle(X, start=start, end=end, n=n, random_state=7)
+    assert ours.shape == (4, n, 4, 40) and ours.dtype == X.dtype
+    assert torch.equal(ours, theirs)
+    end_ = 40 + 1 + end if end < 0 else end
+    # the window keeps its composition, the rest is untouched
+    assert torch.equal(ours[..., start:end_].sum(-1), X[:, None, :, start:end_].sum(-1).expand_as(
+        ours[..., 0]))
+    assert torch.equal(ours[..., end_:], X[:, None, :, end_:].expand(-1, n, -1, -1))
+
+
+def test_shuffle_random_state_forms():
+    X = random_one_hot((2, 4, 50), random_state=5).float()
+    a = shuffle(X, n=3, random_state=numpy.random.RandomState(3))
+    assert torch.equal(a, shuffle(X, n=3, random_state=3))
+    b = shuffle(X, n=2)  # None: a fresh RandomState, as in tangermeme
+    assert torch.equal(b.sum(-1), X[:, None].sum(-1).expand_as(b[..., 0]))
+
+
+@pytest.mark.parametrize('kwargs', [dict(n=0), dict(start=5, end=5), dict(start=-1),
+                                    dict(end=51), dict(random_state='a'), dict(n=1.0)])
+def test_shuffle_bad_input(kwargs):
+    with pytest.raises(ValueError):
+        shuffle(random_one_hot((2, 4, 50), random_state=5), **kwargs)
+
+
+# --------------------------------------------------------------------------- dinucleotide shuffle
+
+@pytest.mark.parametrize('dtype', [torch.int8, torch.float32, torch.float64, torch.bool,
+                                   torch.bfloat16])
+def test_dinucleotide_shuffle_invariants(dtype):
+    X = random_one_hot((7, 4, 150), random_state=0).to(dtype)
+    Y = dinucleotide_shuffle(X, n=6, random_state=3)
+    assert Y.shape == (7, 6, 4, 150)
+    assert_dinuc_shuffles(X, Y)
+    assert not torch.equal(Y[:, 0], X)
+
+
+def test_dinucleotide_shuffle_long_sequences_and_groups(monkeypatch):
+    # Small groups and key chunks so that several of each are used.
+    monkeypatch.setattr(ersatz, '_GROUP_WALKS', 7)
+    monkeypatch.setattr(ersatz, '_CHUNK_BYTES', 3000)
+    X = random_one_hot((5, 4, 2114), random_state=1)
+    Y = dinucleotide_shuffle(X, n=4, random_state=0)
+    assert_dinuc_shuffles(X, Y)
+    monkeypatch.undo()
+    assert torch.equal(Y, dinucleotide_shuffle(X, n=4, random_state=0))
+
+
+@pytest.mark.parametrize('start,end', [(10, 90), (0, 50), (37, -1), (5, -6), (0, 3)])
+def test_dinucleotide_shuffle_window(start, end):
+    X = random_one_hot((4, 4, 100), random_state=2).float()
+    Y = dinucleotide_shuffle(X, start=start, end=end, n=3, random_state=1) if end - start != 3 \
+        else dinucleotide_shuffle(X, start=start, end=end, n=1, random_state=1)
+    end_ = 100 + 1 + end if end < 0 else end
+    assert_dinuc_shuffles(X, Y, start=start, end=end_)
+
+
+def test_dinucleotide_shuffle_allow_N():
+    X = random_one_hot((6, 4, 120), random_state=4)
+    X[0, :, 10:14] = 0
+    X[3, :, 0] = 0
+    X[5, :, -1] = 0
+    with pytest.raises(ValueError, match='allow_N'):
+        dinucleotide_shuffle(X, n=2, random_state=0)
+    Y = dinucleotide_shuffle(X, n=5, random_state=0, allow_N=True)
+    assert_dinuc_shuffles(X, Y, allow_N=True)
+    # sequences without N shuffle exactly as they do without allow_N
+    Z = random_one_hot((3, 4, 120), random_state=5)
+    assert torch.equal(dinucleotide_shuffle(Z, n=4, random_state=9, allow_N=True),
+                       dinucleotide_shuffle(Z, n=4, random_state=9))
+
+
+def test_dinucleotide_shuffle_is_deterministic_and_seeded_per_sequence():
+    X = random_one_hot((5, 4, 80), random_state=6)
+    a = dinucleotide_shuffle(X, n=4, random_state=12)
+    assert torch.equal(a, dinucleotide_shuffle(X, n=4, random_state=12))
+    assert not torch.equal(a, dinucleotide_shuffle(X, n=4, random_state=13))
+    # int s: sequence i is shuffled with seed s + i, whatever else is in the batch
+    for i in range(5):
+        assert torch.equal(a[i], dinucleotide_shuffle(X[i:i + 1], n=4, random_state=12 + i)[0])
+    # per-row seeds: [k] * N gives every sequence seed k (deep_lift_shap relies on this)
+    b = dinucleotide_shuffle(X, n=1, random_state=[3] * 5)
+    for i in range(5):
+        assert torch.equal(b[i], dinucleotide_shuffle(X[i:i + 1], n=1, random_state=3)[0])
+    c = dinucleotide_shuffle(X, n=2, random_state=numpy.array([4, 1, 1, 0, 8]))
+    assert torch.equal(c[1], c[2]) or not torch.equal(X[1], X[2])
+    assert torch.equal(c[3], dinucleotide_shuffle(X[3:4], n=2, random_state=torch.tensor([0]))[0])
+
+
+def test_dinucleotide_shuffle_none_seed_uses_numpy_global_rng_not_torch():
+    X = random_one_hot((3, 4, 60), random_state=6)
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    numpy.random.seed(21)
+    a = dinucleotide_shuffle(X, n=3)
+    numpy.random.seed(21)
+    b = dinucleotide_shuffle(X, n=3)
+    assert torch.equal(a, b)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert not torch.equal(dinucleotide_shuffle(X, n=3), a)
+
+
+def _chi_square_uniform(seq, draws=2000, seed=0, allow_N=False, **kwargs):
+    expected = eulerian_sequences(seq)
+    X = encode(seq)
+    Y = dinucleotide_shuffle(X, n=draws, random_state=seed, allow_N=allow_N, **kwargs)
+    seen = collections.Counter(decode(y) for y in Y[0])
+    assert set(seen) == set(expected), set(seen) ^ set(expected)
+    return len(expected), chisquare([seen[s] for s in expected]).pvalue
+
+
+def test_dinucleotide_shuffle_is_uniform():
+    """All 27 shuffles of ACCCACGATGATG appear equally often (tangermeme reaches 9)."""
+    n_classes, p = _chi_square_uniform('ACCCACGATGATG')
+    assert n_classes == 27
+    assert p > 1e-3, p
+
+
+@pytest.mark.parametrize('seq,allow_N', [('AACAGAAATTAC', False), ('GGATNNACGNTT', True),
+                                         ('TTTTATTTTAATTTC', False)])
+def test_dinucleotide_shuffle_is_uniform_other_sequences(seq, allow_N):
+    n_classes, p = _chi_square_uniform(seq, draws=3000, seed=5, allow_N=allow_N)
+    assert n_classes >= 40
+    assert p > 1e-3, p
+
+
+def test_dinucleotide_shuffle_uniform_through_the_64_bit_fallback(monkeypatch):
+    # Make every 32-bit key of a row tie: each row then comes from the 64-bit path.
+    monkeypatch.setattr(ersatz, '_draw_keys', lambda bitgen, count, E, template, rmask, out:
+                        numpy.bitwise_or(numpy.zeros((count, E), numpy.uint32), template, out=out))
+    n_classes, p = _chi_square_uniform('ACCCACGATGATG')
+    assert n_classes == 27 and p > 1e-3, p
+
+
+def test_dinucleotide_shuffle_large_alphabet_uses_wilson():
+    seq = 'ABCDEFGABDFACEG'  # 64 shuffles
+    alphabet = list('ABCDEFG')
+    X = torch.stack([one_hot_encode(seq, alphabet=alphabet)])
+    Y = dinucleotide_shuffle(X, n=1500, random_state=2)
+    assert_dinuc_shuffles(X, Y)
+    expected = eulerian_sequences(seq)
+    seen = collections.Counter(decode(y, alphabet=alphabet) for y in Y[0])
+    assert set(seen) == set(expected)
+    assert chisquare([seen[s] for s in expected]).pvalue > 1e-3
+
+
+def test_dinucleotide_shuffle_identical_shuffles_error():
+    X = encode('ACGTACGT', 'ACCCACGATGATG'[:8])
+    with pytest.raises(ValueError, match='All dinucleotide shuffles yield identical sequences'):
+        dinucleotide_shuffle(X, n=3, random_state=0)
+    with pytest.raises(ValueError, match='identical'):
+        tm.dinucleotide_shuffle(X, n=3, random_state=0)  # the oracle agrees
+    Y = dinucleotide_shuffle(X, n=1, random_state=0)  # one shuffle is fine
+    assert decode(Y[0, 0]) == 'ACGTACGT'
+    # a window of two positions has nothing to shuffle either (as in tangermeme)
+    Z = random_one_hot((2, 4, 20), random_state=0)
+    with pytest.raises(ValueError, match='identical'):
+        dinucleotide_shuffle(Z, start=4, end=6, n=2, random_state=0)
+    with pytest.raises(ValueError, match='identical'):
+        tm.dinucleotide_shuffle(Z, start=4, end=6, n=2, random_state=0)
+
+
+def test_dinucleotide_shuffle_verbose_warns_on_conserved_positions():
+    X = encode('ACGTACGTTTGCA')
+    with pytest.warns(UserWarning, match='identical across all'):
+        dinucleotide_shuffle(X, n=1, random_state=0, verbose=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        dinucleotide_shuffle(X, n=1, random_state=0)
+        dinucleotide_shuffle(random_one_hot((2, 4, 300), random_state=0), n=20, random_state=0,
+                             verbose=True)
+
+
+@pytest.mark.parametrize('X,kwargs,match', [
+    ([[1, 0]], {}, 'torch.Tensor'),
+    (torch.zeros(4, 10), {}, 'shape'),
+    (torch.zeros(0, 4, 10), {}, 'non-empty'),
+    (torch.full((1, 4, 10), 0.25), {}, 'one-hot'),
+    (torch.ones(1, 4, 10), {}, 'one-hot'),
+    (-random_one_hot((1, 4, 10)), {}, 'one-hot'),
+    (None, dict(n=0), 'n:'),
+    (None, dict(n=2.0), 'n:'),
+    (None, dict(start=8, end=4), 'start/end'),
+    (None, dict(end=11), 'start/end'),
+    (None, dict(start=-2), 'start/end'),
+    (None, dict(random_state=1.5), 'random_state'),
+    (None, dict(random_state=[1, 2]), 'random_state'),
+    (None, dict(random_state=numpy.random.RandomState(0)), 'random_state'),
+])
+def test_dinucleotide_shuffle_bad_input(X, kwargs, match):
+    X = random_one_hot((3, 4, 10), random_state=0) if X is None else X
+    with pytest.raises(ValueError, match=match):
+        dinucleotide_shuffle(X, **kwargs)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_dinucleotide_shuffle_keeps_cuda_device():
+    X = random_one_hot((3, 4, 50), random_state=0).float().cuda()
+    Y = dinucleotide_shuffle(X, n=2, random_state=0)
+    assert Y.device == X.device
+    assert torch.equal(Y.cpu(), dinucleotide_shuffle(X.cpu(), n=2, random_state=0))
