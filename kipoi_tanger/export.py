@@ -106,10 +106,8 @@ def export_modisco(path, prefix, block=1024):
     return out
 
 
-def add_cli(subparsers):
-    """Register ``export modisco`` on an argparse subparsers object."""
-    p = subparsers.add_parser("export", help="export results for other tools",
-                              description="Export kipoi-tanger results for other tools.")
+def configure(p):
+    """Arguments of ``kipoi-tanger export`` (subcommand ``modisco``)."""
     sub = p.add_subparsers(dest="export_command", metavar="{modisco}")
     sub.required = True
     m = sub.add_parser("modisco", help="one-hot sequences + hypothetical attributions for tfmodisco-lite",
@@ -117,8 +115,16 @@ def add_cli(subparsers):
                                    "'arr_0') for `modisco motifs -s ... -a ...`, and PREFIX_regions.bed.")
     m.add_argument("h5", metavar="OUT.h5", help="kipoi-tanger deeplift-shap output (with --keep_inputs)")
     m.add_argument("-o", "--output", required=True, metavar="PREFIX", help="output prefix")
-    m.set_defaults(func=run_modisco)
-    return p
+    m.set_defaults(export_func=run_modisco)
+
+
+def run(args):
+    return args.export_func(args)
+
+
+def register_commands(register):
+    """Add ``export`` to the ``kipoi-tanger`` command registry."""
+    register("export", "export results for other tools (modisco: tfmodisco-lite inputs)", configure, run)
 
 
 def run_modisco(args):
@@ -135,7 +141,7 @@ def run_modisco(args):
 
 
 def main(argv=None):
-    return standalone_main(add_cli, argv)
+    return standalone_main(register_commands, argv)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,9 @@ leaf, axis 0 = regions):
   marginalization, product axes right after the region axis.
 
 Letters are drawn with logomaker's glyphs on matplotlib (Agg, no display).
-``python -m kipoi_tanger.plot attributions OUT.h5 -o DIR`` works without the
-main CLI; ``kipoi-tanger plot ...`` registers the same parser via
-:func:`add_cli`.
+``kipoi-tanger plot ...`` is registered with :func:`register_commands`;
+``python -m kipoi_tanger.plot plot attributions OUT.h5 -o DIR`` runs the same
+command without the main CLI.
 """
 import argparse
 import json
@@ -168,7 +168,8 @@ class Results:
                                "expected the output of kipoi-tanger deeplift-shap")
         shape = self.shapes["attributions"]
         if len(shape) != 3:
-            raise ResultsError(f"{self.path}: 'attributions' has shape {shape}, expected (N, A, L)")
+            extra = " (product outputs with axes between N and A are not plotted)" if len(shape) > 3 else ""
+            raise ResultsError(f"{self.path}: 'attributions' has shape {shape}, expected (N, A, L){extra}")
         return shape
 
     @property
@@ -194,16 +195,39 @@ class Results:
         return None
 
     def _inputs_name(self):
+        """The dataset holding the sequence input: ``inputs``, ``inputs/<sequence_input>``
+        or, for list inputs written as ``inputs/0``, ``inputs/1``..., the one
+        shaped like the sequence."""
         seq = self.attrs.get("sequence_input")
         for name in ["inputs"] + ([f"inputs/{seq}"] if seq not in (None, "") else []):
             if name in self.shapes:
                 return name
+        candidates = sorted(n for n in self.shapes if n.startswith("inputs/"))
         if seq not in (None, ""):
-            for name in self.shapes:
-                if name.startswith("inputs/") and name.endswith(f"/{seq}"):
-                    return name
-        candidates = [n for n in self.shapes if n.startswith("inputs/")]
-        return candidates[0] if len(candidates) == 1 else None
+            named = [n for n in candidates if n.endswith(f"/{seq}")]
+            if named:
+                return named[0]
+        if len(candidates) == 1:
+            return candidates[0]
+        fits = [n for n in candidates if self._fits_sequence(self.shapes[n][1:])]
+        return fits[0] if fits else None
+
+    def _fits_sequence(self, row):
+        if "attributions" not in self.shapes or len(self.shapes["attributions"]) != 3:
+            return False
+        A, L = self.shapes["attributions"][1:]
+        layout = self.attrs.get("layout")
+        if layout:
+            import torch
+            from .adapter import Layout
+            try:
+                lay = Layout.parse(layout)
+            except ValueError:
+                return False
+            want = (L,) if lay.tokens else tuple(lay.to_model(torch.zeros(1, A, L)).shape[1:])
+            return tuple(row) == want
+        core = tuple(s for s in row if s != 1)
+        return core in ((A, L), (L, A), (L,))
 
     @property
     def has_sequences(self):
@@ -282,6 +306,21 @@ class Results:
             if pairs:
                 break
         return pairs
+
+    @property
+    def marginalized_attributions(self):
+        """True when ``y_before``/``y_after`` hold attributions (``--op deeplift-shap``)."""
+        inner = self.parameters.get("marginalize_op") if self.op == "product" else None
+        inner = inner or self.parameters.get("inner_op")
+        return inner == "deeplift-shap"
+
+    def marginalize_values(self, before, after):
+        """``(before, after, quantity)`` arrays to compare; attributions
+        ``(N, ..., A, L)`` are summed over ``(A, L)`` per region."""
+        b, a = self._read(before).astype(np.float64), self._read(after).astype(np.float64)
+        if self.marginalized_attributions and b.ndim >= 3:
+            return b.sum(axis=(-2, -1)), a.sum(axis=(-2, -1)), "total attribution"
+        return b, a, "prediction"
 
 
 # ---------------------------------------------------------------------------
@@ -488,7 +527,7 @@ def _panels(before, after):
     return out
 
 
-def marginalize_figure(before, after, title=""):
+def marginalize_figure(before, after, title="", quantity="prediction"):
     """Overlaid before/after histograms, one panel per column (at most
     ``MAX_PANELS``); returns the matplotlib figure."""
     import matplotlib.pyplot as plt
@@ -510,7 +549,7 @@ def marginalize_figure(before, after, title=""):
         ax.hist(a[np.isfinite(a)], bins=bins, alpha=0.55, color="tab:red", label="after")
         delta = float(np.nanmean(a - b)) if len(a) else float("nan")
         ax.set_title(f"{label} (mean Δ {delta:+.3g})".strip(), fontsize=9)
-        ax.set_xlabel("prediction")
+        ax.set_xlabel(quantity)
         ax.set_ylabel("regions")
         ax.legend(fontsize=7, frameon=False)
     more = f" (first {MAX_PANELS} of {len(panels)} panels)" if len(panels) > MAX_PANELS else ""
@@ -544,7 +583,8 @@ def plot_marginalize(path, out_dir, formats=FORMATS, dpi=100):
     written = []
     for label, before, after in pairs:
         title = f"marginalize {motif} · {label}" if motif else f"marginalize · {label}"
-        fig = marginalize_figure(res._read(before), res._read(after), title=title)
+        b, a, quantity = res.marginalize_values(before, after)
+        fig = marginalize_figure(b, a, title=title, quantity=quantity)
         suffix = "" if label == "output" else "_" + _safe(label.split(" ", 1)[1])
         written += _save(fig, os.path.join(out_dir, f"marginalize{suffix}"), formats, dpi)
         plt.close(fig)
@@ -554,11 +594,9 @@ def plot_marginalize(path, out_dir, formats=FORMATS, dpi=100):
 # ---------------------------------------------------------------------------
 # command line
 
-def add_cli(subparsers):
-    """Register ``plot attributions`` and ``plot marginalize`` on an argparse
-    subparsers object; each sets ``func`` to a callable ``func(args) -> int``."""
-    p = subparsers.add_parser("plot", help="attribution logos or marginalization distributions",
-                              description="Plot kipoi-tanger results (PNG and SVG).")
+def configure(p):
+    """Arguments of ``kipoi-tanger plot`` (subcommands ``attributions`` and
+    ``marginalize``) on the parser ``p``."""
     sub = p.add_subparsers(dest="plot_command", metavar="{attributions,marginalize}")
     sub.required = True
     a = sub.add_parser("attributions", help="sequence logos of deeplift-shap attributions",
@@ -573,7 +611,7 @@ def add_cli(subparsers):
     a.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     a.add_argument("--format", nargs="+", default=list(FORMATS), choices=FORMATS)
     a.add_argument("--dpi", type=int, default=100)
-    a.set_defaults(func=run_attributions)
+    a.set_defaults(plot_func=run_attributions)
     m = sub.add_parser("marginalize", help="before/after distributions of marginalize outputs",
                        description="Histograms of predictions before and after inserting the motif, "
                                    "per output (and product axis).")
@@ -581,8 +619,18 @@ def add_cli(subparsers):
     m.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     m.add_argument("--format", nargs="+", default=list(FORMATS), choices=FORMATS)
     m.add_argument("--dpi", type=int, default=100)
-    m.set_defaults(func=run_marginalize)
-    return p
+    m.set_defaults(plot_func=run_marginalize)
+
+
+def run(args):
+    return args.plot_func(args)
+
+
+def register_commands(register):
+    """Add ``plot`` to the ``kipoi-tanger`` command registry
+    (:func:`kipoi_tanger.cli.register_command`)."""
+    register("plot", "attribution logos or marginalization before/after distributions (PNG, SVG)",
+             configure, run)
 
 
 def run_attributions(args):
@@ -599,28 +647,31 @@ def run_marginalize(args):
     return 0
 
 
-def cli_run(func, args, prog="kipoi-tanger"):
-    """Run a subcommand: bad input is one line on stderr and exit status 2."""
+def standalone_main(register_commands, argv=None, prog="kipoi-tanger"):
+    """``python -m kipoi_tanger.<module> COMMAND ...`` without the main CLI:
+    a parser with only that module's commands. Bad input → one line on
+    stderr, exit status 2."""
+    parser = argparse.ArgumentParser(prog=prog)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def register(name, help, configure, handler):
+        p = sub.add_parser(name, help=help, description=help)
+        configure(p)
+        p.set_defaults(_handler=handler)
+
+    register_commands(register)
+    args = parser.parse_args(argv)
     try:
-        return func(args) or 0
+        return int(args._handler(args) or 0)
     except (ValueError, OSError, KeyError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = " ".join(str(e).split()) if str(e) else type(e).__name__
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
 
 
-def standalone_main(add, argv=None, prog="kipoi-tanger"):
-    """``python -m kipoi_tanger.<module>``: a parser with only ``add``'s subcommands."""
-    parser = argparse.ArgumentParser(prog=prog)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    add(sub)
-    args = parser.parse_args(argv)
-    return cli_run(args.func, args, prog)
-
-
 def main(argv=None):
-    return standalone_main(add_cli, argv)
+    return standalone_main(register_commands, argv)
 
 
 if __name__ == "__main__":

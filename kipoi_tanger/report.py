@@ -169,7 +169,7 @@ def _marginalize_section(res, dpi):
     motif = res.parameters.get("motif")
     parts = ["<h2>Marginalization" + (f": <code>{_e(motif)}</code>" if motif else "") + "</h2>"]
     for label, before, after in pairs:
-        b, a = res._read(before).astype(np.float64), res._read(after).astype(np.float64)
+        b, a, quantity = res.marginalize_values(before, after)
         rows = []
         flat_b, flat_a = b.reshape(len(b), -1), a.reshape(len(a), -1)
         for j in range(min(MAX_COLUMNS, flat_b.shape[1])):
@@ -178,7 +178,7 @@ def _marginalize_section(res, dpi):
                          flat_a[:, j].mean(), (flat_a[:, j] - flat_b[:, j]).mean()))
         parts.append(_table(rows, ["output [index]", "mean before", "mean after", "mean Δ"],
                             num_cols=(1, 2, 3)))
-        fig = marginalize_figure(b, a, title=f"{label}: before vs after")
+        fig = marginalize_figure(b, a, title=f"{label}: {quantity} before vs after", quantity=quantity)
         parts.append(_img(_png(fig, dpi), f"marginalize {label}", f"{before} vs {after}"))
     return parts
 
@@ -260,19 +260,14 @@ def write_report(path, output, top=DEFAULT_TOP, logo_width=LOGO_WIDTH, dpi=90):
     return output
 
 
-def add_cli(subparsers):
-    """Register ``report`` on an argparse subparsers object."""
-    p = subparsers.add_parser("report", help="self-contained HTML report of a run",
-                              description="Write one static HTML page (images embedded, no network "
-                                          "needed) summarising a kipoi-tanger results file.")
+def configure(p):
+    """Arguments of ``kipoi-tanger report``."""
     p.add_argument("h5", metavar="OUT.h5", help="kipoi-tanger output")
     p.add_argument("-o", "--output", required=True, metavar="report.html")
     p.add_argument("--top", type=int, default=DEFAULT_TOP, metavar="K",
                    help=f"logos of the K regions with the largest total |attribution| (default {DEFAULT_TOP})")
     p.add_argument("--logo-width", type=int, default=LOGO_WIDTH, metavar="BP",
                    help=f"positions per logo (default {LOGO_WIDTH})")
-    p.set_defaults(func=run)
-    return p
 
 
 def run(args):
@@ -280,8 +275,14 @@ def run(args):
     return 0
 
 
+def register_commands(register):
+    """Add ``report`` to the ``kipoi-tanger`` command registry."""
+    register("report", "self-contained HTML report of a results file (images embedded, no network)",
+             configure, run)
+
+
 def main(argv=None):
-    return standalone_main(add_cli, argv)
+    return standalone_main(register_commands, argv)
 
 
 if __name__ == "__main__":
