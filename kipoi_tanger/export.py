@@ -61,10 +61,6 @@ def export_modisco(path, prefix, block=1024):
         raise ResultsError(f"{res.path}: no 'inputs' dataset; rerun kipoi-tanger deeplift-shap "
                            "with --keep_inputs (modisco needs the one-hot sequences)")
     hypothetical = "hypothetical" in res.shapes or res.attributions_are_hypothetical
-    if not hypothetical:
-        warnings.warn(f"{res.path}: attributions are not hypothetical (projected onto the "
-                      "sequence); motif clustering works better with --hypothetical",
-                      RuntimeWarning, stacklevel=2)
     ohe = np.empty((n, A, L), dtype=np.float32)
     shap = np.empty((n, A, L), dtype=np.float32)
     for s in range(0, n, block):
@@ -79,6 +75,11 @@ def export_modisco(path, prefix, block=1024):
         ohe[rows] = x
         h = res.hypothetical(rows)
         shap[rows] = h if h is not None else res.attributions(rows)
+
+    if not hypothetical:
+        warnings.warn(f"{res.path}: attributions are not hypothetical (projected onto the "
+                      "sequence); motif clustering works better with --hypothetical",
+                      RuntimeWarning, stacklevel=2)
 
     if prefix.endswith(("/", os.sep)) or os.path.isdir(prefix):
         os.makedirs(prefix, exist_ok=True)

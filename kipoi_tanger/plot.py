@@ -425,8 +425,9 @@ def _save(fig, base, formats, dpi):
     paths = []
     for fmt in formats:
         path = f"{base}.{fmt}"
-        fig.savefig(path, dpi=dpi, bbox_inches="tight",
-                    metadata={"Date": None} if fmt == "svg" else None)
+        # layout is fixed with tight_layout beforehand: bbox_inches="tight"
+        # would draw every figure twice
+        fig.savefig(path, dpi=dpi, metadata={"Date": None} if fmt == "svg" else None)
         paths.append(path)
     return paths
 
@@ -499,6 +500,7 @@ def plot_attributions(path, out_dir, regions=None, top=None, window=None, format
         title = res.title(row) + (f" [{start}:{end}]" if (start, end) != (0, L) else "")
         plot_logo(a, ax=ax, start=start, alphabet=res.alphabet[:A] if len(res.alphabet) >= A else DNA,
                   title=title)
+        fig.tight_layout()
         written += _save(fig, os.path.join(out_dir, f"logo_{name}"), formats, dpi)
         plt.close(fig)
     return written

@@ -66,7 +66,8 @@ def _table(rows, header=None, num_cols=()):
 def _png(fig, dpi):
     import matplotlib.pyplot as plt
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
