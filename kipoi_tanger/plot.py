@@ -320,6 +320,9 @@ class Results:
         b, a = self._read(before).astype(np.float64), self._read(after).astype(np.float64)
         if self.marginalized_attributions and b.ndim >= 3:
             return b.sum(axis=(-2, -1)), a.sum(axis=(-2, -1)), "total attribution"
+        if b.ndim >= 3 and b.shape[-1] > MAX_PANELS:
+            # a profile output (N, ..., L): one panel per track, not per position
+            return b.mean(axis=-1), a.mean(axis=-1), f"prediction (mean over {b.shape[-1]} positions)"
         return b, a, "prediction"
 
 

@@ -291,3 +291,26 @@ def test_parameters_attribute_is_json(dls):
     assert res.parameters["n_shuffles"] == 20
     assert res.alphabet == ("A", "C", "G", "T")
     assert json.loads(h5py.File(dls[0], "r").attrs["parameters"])["target"] == 0
+
+
+def test_marginalize_profile_outputs_get_one_panel_per_track(tmp_path):
+    # the runner writes y_before/<output> in the output's shape; a profile (N, 1, 50)
+    # is summarised per track instead of drawing 50 position panels
+    path = str(tmp_path / "m.h5")
+    rng = np.random.default_rng(0)
+    before = rng.normal(size=(8, 1, 50))
+    with h5py.File(path, "w") as f:
+        f["y_before/profile"] = before
+        f["y_after/profile"] = before + 2.0
+        f["y_before/counts"] = before[:, :, 0]
+        f["y_after/counts"] = before[:, :, 0] + 1.0
+        f.attrs["op"] = "marginalize"
+        f.attrs["parameters"] = json.dumps({"motif": "GATAAG", "inner_op": "predict"})
+    res = Results(path)
+    pairs = res.marginalize_pairs()
+    assert [p[0] for p in pairs] == ["output counts", "output profile"]
+    b, a, quantity = res.marginalize_values(*pairs[1][1:])
+    assert b.shape == (8, 1) and quantity == "prediction (mean over 50 positions)"
+    np.testing.assert_allclose(a - b, 2.0)
+    b, a, quantity = res.marginalize_values(*pairs[0][1:])
+    assert b.shape == (8, 1) and quantity == "prediction"
