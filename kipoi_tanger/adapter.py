@@ -345,7 +345,8 @@ def resolve_spec(schema, section, where="model.yaml"):
         if isinstance(alphabet, str):
             alphabet = list(alphabet)
         if not isinstance(alphabet, (list, tuple)) or len(alphabet) < 2 or \
-                not all(isinstance(c, str) and len(c) == 1 for c in alphabet) or len(set(alphabet)) != len(alphabet):
+                not all(isinstance(c, str) and len(c) == 1 and not c.isspace() for c in alphabet) or \
+                len(set(alphabet)) != len(alphabet):
             raise AdapterError(f"{w}: alphabet: expected a list of distinct single characters, got {alphabet!r}")
         spec.alphabet, prov["alphabet"] = tuple(alphabet), "declared"
     A = len(spec.alphabet)

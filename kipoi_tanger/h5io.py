@@ -234,12 +234,19 @@ def load_sequences(path):
 
 
 def write_tsv(path, batches):
-    """Write flat batches (``{name: array}``) as Kipoi's TsvBatchWriter does."""
-    from kipoi.writers import TsvBatchWriter
-    w = TsvBatchWriter(path)
+    """Write flat batches (``{name: array}``) exactly as Kipoi's ``TsvBatchWriter``
+    does (flattened ``a/b/0`` columns, sorted), without its pandas-deprecated
+    in-place sort."""
+    import pandas as pd
+    from kipoi_utils.data_utils import flatten_batch
+    first = True
     for flat in batches:
-        w.batch_write(unflatten(flat))
-    w.close()
+        df = pd.DataFrame(flatten_batch(unflatten(flat), nested_sep="/"))
+        df = df.sort_index(axis=1)
+        df.to_csv(path, sep="\t", index=False, header=first, mode="w" if first else "a")
+        first = False
+    if first:
+        open(path, "w").close()
 
 
 def same_content(path_a, path_b):

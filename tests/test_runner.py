@@ -1,0 +1,348 @@
+"""kipoi_tanger.runner through the Python API: every op against direct computation,
+streaming/journal behaviour, kill -9 + resume, shards + merge."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from kipoi.readers import HDF5Reader
+
+from kipoi_model_dirs import REPO, dl_args, load_inputs, load_module, make_model_dir, subprocess_env
+from kipoi_tanger import h5io
+from kipoi_tanger.deep_lift_shap import deep_lift_shap
+from kipoi_tanger.marginalize import marginalize
+from kipoi_tanger.predict import predict
+from kipoi_tanger.product import apply_pairwise, apply_product
+from kipoi_tanger.runner import Journal, RunError, _batches, merge, run
+
+N, L = 40, 50
+
+
+class Canon(torch.nn.Module):
+    """The direct-computation model: canonical (N, A, L) -> the module's own layout."""
+
+    def __init__(self, net, to_model):
+        super().__init__()
+        self.net, self.to_model = net, to_model
+
+    def forward(self, X, *args):
+        return self.net(self.to_model(X), *args)
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runner_models")
+    return {
+        "la": make_model_dir(root, "rn_la", arch="TinyCNN", layout="LA"),
+        "al1": make_model_dir(root, "rn_al1", arch="BassetLike", layout="AL1"),
+        "fd": make_model_dir(root, "rn_fd", arch="FlattenDense", layout="AL",
+                             tanger={"extra_inputs": ["alpha", "beta"]}),
+        "prof": make_model_dir(root, "rn_prof", arch="ProfileNet", layout="AL",
+                               targets=[{"name": "profile", "shape": "(1, 50)", "doc": "p"},
+                                        {"name": "counts", "shape": "(1,)", "doc": "c"}]),
+    }
+
+
+def _X(d):
+    return torch.as_tensor(load_inputs(d)["inputs"])
+
+
+def test_predict_matches_direct_and_kipoi_layout(dirs, tmp_path):
+    d = dirs["la"]
+    out = str(tmp_path / "p.h5")
+    res = run("predict", d, [out, str(tmp_path / "p.tsv")], dataloader_args=dl_args(d), batch_size=16,
+              keep_metadata=True, keep_inputs=True, verbose=False)
+    assert res.n_regions == N and res.n_batches == 3
+    net = load_module(d, "TinyCNN", seq_len=L)
+    x = _X(d)
+    direct = predict(net, x, batch_size=16, device="cpu")
+    with HDF5Reader(out) as r:
+        got = r.load_all()
+    assert np.array_equal(got["preds"], direct.numpy())
+    assert np.array_equal(got["inputs"], x.numpy())
+    meta = load_inputs(d)["metadata"]["ranges"]
+    for k in ("chr", "start", "end", "id", "strand"):
+        assert list(got["metadata"]["ranges"][k]) == list(meta[k])
+    attrs = h5io.read_attrs(out)
+    assert attrs["op"] == "predict" and attrs["layout"] == "(L, A)" and attrs["n_regions"] == N
+    assert attrs["parameters"]["batch_size"] == 16 and attrs["kipoi_tanger_version"]
+    assert not os.path.exists(out + ".partial")
+    header = open(tmp_path / "p.tsv").readline().rstrip("\n").split("\t")
+    assert "preds/1" in header and "metadata/ranges/chr" in header
+
+
+def test_predict_tuple_output_names(dirs, tmp_path):
+    d = dirs["prof"]
+    out = str(tmp_path / "p.h5")
+    run("predict", d, out, dataloader_args=dl_args(d), verbose=False)
+    net = load_module(d, "ProfileNet", seq_len=L)
+    prof, counts = predict(net, _X(d), device="cpu")
+    got = HDF5Reader.load(out, unflatten=False)
+    assert np.array_equal(got["/preds/0"], prof.numpy()) and np.array_equal(got["/preds/1"], counts.numpy())
+
+
+@pytest.mark.parametrize("key,arch,to_model", [
+    ("la", "TinyCNN", lambda X: X.permute(0, 2, 1)),
+    ("al1", "BassetLike", lambda X: X.unsqueeze(-1)),
+])
+def test_deeplift_shap_matches_direct(dirs, tmp_path, key, arch, to_model):
+    d = dirs[key]
+    out = str(tmp_path / "a.h5")
+    run("deeplift-shap", d, out, dataloader_args=dl_args(d), batch_size=16, n_shuffles=3, random_state=7,
+        target="1", return_references=True, verbose=False)
+    raw = _X(d)
+    X = raw.permute(0, 2, 1) if key == "la" else raw.squeeze(-1)
+    model = Canon(load_module(d, arch, seq_len=L), to_model)
+    attr, refs = deep_lift_shap(model, X, target=1, n_shuffles=3, random_state=7, batch_size=16,
+                                return_references=True, device="cpu")
+    got = h5io.load(out)
+    assert np.allclose(got["attributions"], attr.numpy(), atol=1e-6)
+    assert np.array_equal(got["references"], refs.numpy().astype(np.int8))
+    assert got["convergence_deltas"].shape == (N,)
+    assert np.abs(got["convergence_deltas"]).max() < 1e-4
+    # the non-observed letters are zero (not hypothetical)
+    assert np.all(got["attributions"][X.numpy() == 0] == 0)
+    attrs = h5io.read_attrs(out)
+    assert attrs["target"] == 1 and attrs["target_label"] == "task1" and attrs["parameters"]["random_state"] == 7
+
+
+def test_deeplift_shap_profile_reduction(tmp_path):
+    d = make_model_dir(tmp_path, "rn_red", arch="ProfileNet", layout="AL",
+                       targets={"profile": {"shape": "(1, 50)", "doc": "p"}, "counts": {"shape": "(1,)", "doc": "c"}},
+                       tanger={"output": "profile", "reduce": {"op": "sum", "axis": -1}})
+    out = str(tmp_path / "a.h5")
+    run("deeplift-shap", d, out, dataloader_args=dl_args(d), n_shuffles=2, random_state=0, hypothetical=True,
+        verbose=False)
+    net = load_module(d, "ProfileNet", seq_len=L)
+    model = Canon(net, lambda X: X)
+
+    class Summed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = model
+
+        def forward(self, X):
+            return self.m(X)[0].sum(-1)
+
+    X = _X(d)
+    attr = deep_lift_shap(Summed(), X, n_shuffles=2, random_state=0, hypothetical=True, device="cpu")
+    got = h5io.load(out)
+    assert np.allclose(got["attributions"], attr.numpy(), atol=1e-6)
+    assert np.abs(got["convergence_deltas"]).max() < 1e-3
+
+
+def test_marginalize_matches_direct(dirs, tmp_path):
+    d = dirs["la"]
+    out = str(tmp_path / "m.h5")
+    run("marginalize", d, out, dataloader_args=dl_args(d), motif="GATAAG", start=5, verbose=False)
+    net = load_module(d, "TinyCNN", seq_len=L)
+    X = _X(d).permute(0, 2, 1)
+    before, after = marginalize(Canon(net, lambda X: X.permute(0, 2, 1)), X, "GATAAG", start=5, device="cpu")
+    got = h5io.load(out)
+    assert np.array_equal(got["y_before"], before.numpy()) and np.array_equal(got["y_after"], after.numpy())
+    assert not np.array_equal(got["y_before"], got["y_after"])
+
+
+def test_marginalize_deeplift(dirs, tmp_path):
+    d = dirs["al1"]
+    out = str(tmp_path / "m.h5")
+    run("marginalize", d, out, dataloader_args=dl_args(d), motif="CAGCTG", inner_op="deeplift-shap",
+        n_shuffles=2, random_state=3, verbose=False)
+    model = Canon(load_module(d, "BassetLike", seq_len=L), lambda X: X.unsqueeze(-1))
+    X = _X(d).squeeze(-1)
+    before, after = marginalize(model, X, "CAGCTG", func=deep_lift_shap, n_shuffles=2, random_state=3, device="cpu")
+    got = h5io.load(out)
+    assert np.allclose(got["y_before"], before.numpy(), atol=1e-6)
+    assert np.allclose(got["y_after"], after.numpy(), atol=1e-6)
+
+
+def test_product_matches_direct(dirs, tmp_path):
+    d = dirs["fd"]
+    alpha = np.arange(3, dtype=np.float32)[:, None]
+    beta = np.array([[1.0], [-2.0]], dtype=np.float32)
+    np.save(tmp_path / "alpha.npy", alpha)
+    np.save(tmp_path / "beta.npy", beta)
+    net = load_module(d, "FlattenDense", seq_len=L)
+    X = _X(d)
+    args = [str(tmp_path / "alpha.npy"), str(tmp_path / "beta.npy")]
+    out = str(tmp_path / "p.h5")
+    run("product", d, out, dataloader_args=dl_args(d), args=args, batch_size=16, verbose=False)
+    direct = apply_product(predict, net, X, [torch.as_tensor(alpha), torch.as_tensor(beta)], device="cpu")
+    assert h5io.load(out)["preds"].shape == (N, 3, 2, 3)
+    assert np.allclose(h5io.load(out)["preds"], direct.numpy(), atol=1e-6)
+    # pairwise, and a named input
+    out2 = str(tmp_path / "pw.h5")
+    run("product", d, out2, dataloader_args=dl_args(d), args=[args[0], args[0]], pairwise=True, verbose=False)
+    direct = apply_pairwise(predict, net, X, [torch.as_tensor(alpha)] * 2, device="cpu")
+    assert np.allclose(h5io.load(out2)["preds"], direct.numpy(), atol=1e-6)
+    out3 = str(tmp_path / "nb.h5")
+    run("product", d, out3, dataloader_args=dl_args(d), args=[f"beta={args[1]}"], verbose=False)
+    with torch.no_grad():
+        direct = torch.stack([net(X, beta=float(b)) for b in beta[:, 0]], dim=1)
+    assert np.allclose(h5io.load(out3)["preds"], direct.numpy(), atol=1e-6)
+    # deeplift-shap on the product: (N, M1, M2, A, L)
+    out4 = str(tmp_path / "pd.h5")
+    run("product", d, out4, dataloader_args=dl_args(d), args=args, inner_op="deeplift-shap", n_shuffles=2,
+        random_state=1, verbose=False)
+    direct = apply_product(deep_lift_shap, net, X, [torch.as_tensor(alpha), torch.as_tensor(beta)], device="cpu",
+                           additional_func_kwargs={"n_shuffles": 2, "random_state": 1})
+    assert np.allclose(h5io.load(out4)["attributions"], direct.numpy(), atol=1e-6)
+
+
+def test_product_bad_args(dirs, tmp_path):
+    d = dirs["fd"]
+    np.save(tmp_path / "a.npy", np.zeros((3, 1), np.float32))
+    np.save(tmp_path / "b.npy", np.zeros((2, 1), np.float32))
+    a, b = str(tmp_path / "a.npy"), str(tmp_path / "b.npy")
+    kw = dict(dataloader_args=dl_args(d), verbose=False)
+    with pytest.raises(RunError, match="lengths differ"):
+        run("product", d, str(tmp_path / "x.h5"), args=[a, b], pairwise=True, **kw)
+    with pytest.raises(RunError, match="3 files but the model has 2 extra input"):
+        run("product", d, str(tmp_path / "x.h5"), args=[a, b, a], **kw)
+    with pytest.raises(RunError, match="no such file"):
+        run("product", d, str(tmp_path / "x.h5"), args=[str(tmp_path / "c.npy")], **kw)
+    with pytest.raises(RunError, match="'gamma' is not an extra input"):
+        run("product", d, str(tmp_path / "x.h5"), args=[f"gamma={a}"], **kw)
+    assert not os.listdir(tmp_path) == [] and not any(f.startswith("x.h5") for f in os.listdir(tmp_path))
+
+
+def test_existing_outputs_and_journal(dirs, tmp_path):
+    d = dirs["la"]
+    out = str(tmp_path / "p.h5")
+    kw = dict(dataloader_args=dl_args(d), verbose=False)
+    run("predict", d, out, **kw)
+    before = open(out, "rb").read()
+    with pytest.raises(RunError, match="exists; pass --overwrite"):
+        run("predict", d, out, **kw)
+    assert open(out, "rb").read() == before
+    run("predict", d, out, overwrite=True, batch_size=7, **kw)
+    assert h5io.read_attrs(out)["parameters"]["batch_size"] == 7
+    # a stale journal blocks a fresh run until --resume or --overwrite
+    os.makedirs(str(tmp_path / "q.h5.partial"))
+    with pytest.raises(RunError, match="interrupted run: pass --resume"):
+        run("predict", d, str(tmp_path / "q.h5"), **kw)
+    with pytest.raises(RunError, match="not a kipoi-tanger run journal"):
+        run("predict", d, str(tmp_path / "q.h5"), resume=True, **kw)
+
+
+def test_failure_before_first_batch_leaves_nothing(dirs, tmp_path):
+    d = dirs["la"]
+    out = str(tmp_path / "m.h5")
+    with pytest.raises(ValueError):
+        run("marginalize", d, out, dataloader_args=dl_args(d), motif="GATAAG", start=48, verbose=False)
+    assert os.listdir(tmp_path) == []
+
+
+def _kill_run(out, d, k, extra=""):
+    code = (f"from kipoi_tanger.runner import run\n"
+            f"run('deeplift-shap', {d!r}, {out!r}, dataloader_args={dl_args(d)!r}, batch_size=8, n_shuffles=2,"
+            f" keep_metadata=True, verbose=False{extra})\n")
+    env = subprocess_env(os.environ["HOME"])
+    env["KIPOI_TANGER_KILL_AFTER_BATCHES"] = str(k)
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_kill9_resume_equals_uninterrupted(dirs, tmp_path):
+    """kill -9 after 2 committed batches, then --resume: the file equals an
+    uninterrupted run's byte for byte; the seed drawn by the killed run is reused."""
+    d = dirs["la"]
+    out = str(tmp_path / "r.h5")
+    p = _kill_run(out, d, 2)
+    assert p.returncode == -9, p.stderr
+    assert not os.path.exists(out)
+    j = Journal(out + ".partial")
+    meta = j.load()
+    assert len(j.batches) == 2 and j.units == 16 and isinstance(meta["random_state"], int)
+    kw = dict(dataloader_args=dl_args(d), batch_size=8, keep_metadata=True, verbose=False)
+    with pytest.raises(RunError, match="used different settings .*n_shuffles"):
+        run("deeplift-shap", d, out, n_shuffles=3, resume=True, **kw)
+    res = run("deeplift-shap", d, out, n_shuffles=2, resume=True, **kw)
+    assert res.resumed_units == 16 and res.n_regions == N
+    assert not os.path.exists(out + ".partial")
+    seed = h5io.read_attrs(out)["parameters"]["random_state"]
+    assert seed == meta["random_state"]
+    full = str(tmp_path / "full.h5")
+    run("deeplift-shap", d, full, n_shuffles=2, random_state=seed, **kw)
+    assert h5io.file_bytes_equal(full, out)
+
+
+@pytest.mark.parametrize("op,kw", [("predict", {}),
+                                   ("deeplift-shap", {"n_shuffles": 2, "random_state": 5})])
+def test_shards_merge_to_single_run(dirs, tmp_path, op, kw):
+    d = dirs["al1"]
+    common = dict(dataloader_args=dl_args(d), batch_size=6, keep_metadata=True, keep_inputs=True, verbose=False, **kw)
+    single = str(tmp_path / "single.h5")
+    run(op, d, single, **common)
+    shards = []
+    for i in (3, 1, 2):
+        s = str(tmp_path / f"s{i}.h5")
+        run(op, d, s, shard=f"{i}/3", **common)
+        shards.append(s)
+    rng = [h5io.read_attrs(s)["shard_range"] for s in sorted(shards)]
+    assert rng[0][0] == 0 and rng[-1][1] == N and all(a[1] == b[0] for a, b in zip(rng, rng[1:]))
+    assert all(r[0] % 6 == 0 for r in rng)             # block edges on batch edges
+    merged = str(tmp_path / "merged.h5")
+    merge(shards, merged)
+    assert h5io.same_content(single, merged)
+    assert h5io.file_bytes_equal(single, merged)
+    ids = h5io.load(merged)["metadata/ranges/id"]
+    assert list(ids) == [f"r{i}" for i in range(N)]
+    with pytest.raises(RunError, match="missing 2/3"):
+        merge([str(tmp_path / "s1.h5"), str(tmp_path / "s3.h5")], str(tmp_path / "m2.h5"))
+    with pytest.raises(RunError, match="exists"):
+        merge(shards, merged)
+    with pytest.raises(RunError, match="not a shard"):
+        merge([single], str(tmp_path / "m3.h5"))
+
+
+def test_merge_refuses_mixed_settings(dirs, tmp_path):
+    d = dirs["la"]
+    a, b = str(tmp_path / "a.h5"), str(tmp_path / "b.h5")
+    run("predict", d, a, dataloader_args=dl_args(d), shard="1/2", verbose=False)
+    run("predict", d, b, dataloader_args=dl_args(d), shard="2/2", batch_size=8, verbose=False)
+    with pytest.raises(RunError, match="other settings .*batch_size"):
+        merge([a, b], str(tmp_path / "m.h5"))
+
+
+def test_stream_batches_skip_rows():
+    """Iterator dataloaders (no random access): resume skips rows, even inside a batch."""
+
+    class Stream:
+        def batch_iter(self, batch_size=32, **kw):
+            for s in range(0, 10, batch_size):
+                e = min(10, s + batch_size)
+                yield {"inputs": np.arange(s, e), "metadata": {"id": np.arange(s, e).astype(str)}}
+
+    got = list(_batches(Stream(), "stream", 4, 0, 6, None))
+    assert [u for _, u in got] == [2, 2] and np.array_equal(np.concatenate([b["inputs"] for b, _ in got]),
+                                                            np.arange(6, 10))
+    assert list(got[0][0]["metadata"]["id"]) == ["6", "7"]
+
+
+def test_h5_writer_blocks_and_strings(tmp_path):
+    """write_h5 accepts any block sizes and gives identical files for identical rows."""
+    rows = np.random.RandomState(0).rand(103, 3).astype(np.float32)
+    ids = np.array([f"id{i}" for i in range(103)])
+    specs = {"x": h5io.row_spec(rows), "meta/id": h5io.row_spec(ids)}
+
+    def blocks(sizes):
+        def read(name):
+            arr = rows if name == "x" else ids
+            s = 0
+            for n in sizes:
+                yield arr[s:s + n]
+                s += n
+        return read
+
+    a, b = str(tmp_path / "a.h5"), str(tmp_path / "b.h5")
+    h5io.write_h5(a, specs, 103, {"op": "x", "parameters": {"k": 1}}, blocks([103]))
+    h5io.write_h5(b, specs, 103, {"op": "x", "parameters": {"k": 1}}, blocks([1, 50, 2, 50]))
+    assert h5io.file_bytes_equal(a, b)
+    got = h5io.load(a)
+    assert np.array_equal(got["x"], rows) and list(got["meta/id"]) == list(ids)
+    assert h5io.read_attrs(a)["parameters"] == {"k": 1}
+    with pytest.raises(ValueError, match="got 100 rows, expected 103"):
+        h5io.write_h5(str(tmp_path / "c.h5"), specs, 103, {}, blocks([100]))
