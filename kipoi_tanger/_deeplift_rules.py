@@ -1,0 +1,467 @@
+"""DeepLIFT rules and the hook machinery behind :func:`kipoi_tanger.deep_lift_shap`.
+
+How a chunk of (example, reference) pairs is attributed
+-------------------------------------------------------
+1. *Example pass* (no grad): the distinct examples of the chunk run once.
+   Forward hooks on every module that has a rule keep a copy of its input and
+   output per call (and, for rescale rules, the local derivative, which is the
+   fallback where the input barely changes).
+2. *Reference pass* (grad): only the references run, one row per pair. The
+   forward hook of a ruled module computes the per-pair DeepLIFT multiplier
+   from the cached example activations (broadcast over the pair rows that
+   belong to each example, never copied) and the reference activations, and
+   replaces the module's output with an identical tensor whose backward is
+   that multiplier (:class:`_RuleFn`). Gradients of linear layers are the same
+   for both halves of tangermeme's doubled batch, and every rule here gives
+   both halves the same multiplier, so one backward over the reference rows
+   yields exactly the multipliers tangermeme reads off the example half.
+
+Rules have tangermeme's signature ``rule(module, grad_input, grad_output) ->
+tuple`` (``module.input``/``module.output`` hold the example half stacked on
+the reference half). The built-ins below are recognised by identity and run
+on the fast path; any other callable runs on a compatible, slower path that
+materialises the doubled batch for that module only.
+"""
+import torch
+import torch.nn.functional as F
+
+# Below this change in a rescaled input, the secant is numerically unstable
+# and the ordinary derivative is used instead (as in tangermeme/captum).
+RESCALE_EPS = 1e-6
+
+
+def _wide(t):
+    """Half precision cannot resolve the small differences divided below."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+# --------------------------------------------------------------------------
+# Rule mathematics. ``x*`` may have one row (broadcast over the pair rows) or
+# as many rows as ``r*``.
+# --------------------------------------------------------------------------
+
+def _rescale_ratio(xi, xo, dfx, ri, ro, out, dx, small):
+    """Write the rescale multiplier Δout/Δin (derivative where |Δin| < eps) into ``out``.
+
+    ``dx`` and ``small`` are scratch buffers shaped like ``out`` (float, bool).
+    """
+    torch.sub(xi, ri, out=dx)
+    torch.sub(xo, ro, out=out)
+    out.div_(dx)
+    torch.lt(dx.abs_(), RESCALE_EPS, out=small)
+    torch.where(small, dfx, out, out=out)
+    return out
+
+
+def _pool_fn(module):
+    if isinstance(module, torch.nn.MaxPool1d):
+        return F.max_pool1d
+    if isinstance(module, torch.nn.MaxPool2d):
+        return F.max_pool2d
+    raise ValueError(f"maxpool_rule: module {type(module).__name__} is neither MaxPool1d nor MaxPool2d")
+
+
+def _pool_indices(module, inp):
+    return _pool_fn(module)(inp, module.kernel_size, module.stride, module.padding,
+                            module.dilation, module.ceil_mode, True)[1]
+
+
+class _MaxPoolState:
+    """Per-pair quantities of the max-pool rule.
+
+    The positive part of Δout is routed to the example's argmax, the negative
+    part to the reference's argmax; the routed change over Δin is the
+    multiplier. Scatter-add keeps every share when windows overlap. Where Δin
+    is exactly 0 the ordinary gradient (routed through the example's argmax) is
+    used.
+    """
+
+    def __init__(self, idx_x, idx_r, dx, dout, in_shape):
+        self.idx_x = idx_x.flatten(2)
+        self.idx_r = idx_r.flatten(2)
+        self.pos = dout.clamp(min=0).flatten(2)
+        self.neg = dout.clamp(max=0).flatten(2)
+        self.zero = dx == 0
+        self.den = dx.masked_fill(self.zero, 1)
+        self.in_shape = in_shape
+
+    def backward(self, g):
+        n, c = self.in_shape[0], self.in_shape[1]
+        g32 = _wide(g).flatten(2)
+        buf = torch.zeros(3, n, c, self.den[0, 0].numel(), dtype=g32.dtype, device=g32.device)
+        buf[0].scatter_add_(-1, self.idx_x, g32 * self.pos)
+        buf[1].scatter_add_(-1, self.idx_r, g32 * self.neg)
+        buf[2].scatter_add_(-1, self.idx_x, g32)
+        routed = (buf[0] + buf[1]).view(self.in_shape)
+        grad = torch.where(self.zero, buf[2].view(self.in_shape), routed / self.den)
+        return grad.to(g.dtype)
+
+
+def _softmax_dim(module, ndim):
+    dim = module.dim
+    if dim is None:  # torch's legacy implicit choice
+        dim = 0 if ndim in (0, 1, 3) else 1
+    if dim < 0:
+        dim += ndim
+    if dim == 0:
+        raise ValueError("softmax_rule: Softmax over the batch axis (dim=0) has no DeepLIFT rule; "
+                         "examples and references are stacked along that axis")
+    return dim
+
+
+def _softmax_terms(xi, ri, dim):
+    """Multipliers of y = exp(x - c) / s, chained through log y = x - log s.
+
+    Returns (dy, ma, q): Δy/Δlog y, Δa/Δx for a = exp(x - c), and Δlog s/Δs,
+    each with the derivative at the reference where its denominator vanishes.
+    Then grad_in = g·dy − ma · q · Σ(g·dy) over ``dim``.
+    """
+    xi, ri = _wide(xi), _wide(ri)
+    c = torch.maximum(xi.amax(dim, keepdim=True), ri.amax(dim, keepdim=True))
+    a, ar = torch.exp(xi - c), torch.exp(ri - c)
+    tiny = torch.finfo(a.dtype).tiny
+    s, sr = a.sum(dim, keepdim=True).clamp_min(tiny), ar.sum(dim, keepdim=True).clamp_min(tiny)
+    y, yr = a / s, ar / sr
+    dx = xi - ri
+    ma = torch.where(dx.abs() > RESCALE_EPS, (a - ar) / dx, ar)
+    dlog_s = torch.log(s) - torch.log(sr)
+    q = torch.where((1 / s - 1 / sr).abs() > RESCALE_EPS, dlog_s / (s - sr), 1 / s)
+    dlog_y = dx - dlog_s
+    dy = torch.where(dlog_y.abs() > RESCALE_EPS, (y - yr) / dlog_y, yr)
+    return dy, ma, q
+
+
+def _softmax_grad(g, dy, ma, q, dim):
+    gd = _wide(g) * dy
+    return (gd - ma * q * gd.sum(dim, keepdim=True)).to(g.dtype)
+
+
+# --------------------------------------------------------------------------
+# Public rules with tangermeme's signature. module.input / module.output hold
+# the example half stacked on the reference half.
+# --------------------------------------------------------------------------
+
+def rescale_rule(module, grad_input, grad_output):
+    """DeepLIFT rescale rule for an elementwise nonlinearity.
+
+    Multiplier Δout/Δin, or the ordinary gradient where ``|Δin| < 1e-6``;
+    both halves get the same multiplier.
+    """
+    x, r = module.input.chunk(2)
+    xo, ro = module.output.chunk(2)
+    dx = x - r
+    ratio = (xo - ro) / dx
+    g = grad_output[0]
+    shape = (2,) + tuple(dx.shape)
+    grad = torch.where(dx.abs() < RESCALE_EPS, grad_input[0].reshape(shape),
+                       g.reshape(shape) * ratio)
+    return (grad.reshape(grad_input[0].shape),)
+
+
+def maxpool_rule(module, grad_input, grad_output):
+    """DeepLIFT rule for MaxPool1d/MaxPool2d (overlapping and dilated windows included)."""
+    x, r = module.input.chunk(2)
+    xo, ro = module.output.chunk(2)
+    st = _MaxPoolState(_pool_indices(module, x), _pool_indices(module, r), _wide(x - r),
+                       _wide(xo - ro), x.shape)
+    g = grad_output[0].chunk(2)[0]
+    half = st.backward(g)
+    return (torch.cat([half, half]).to(grad_input[0].dtype),)
+
+
+def softmax_rule(module, grad_input, grad_output):
+    """DeepLIFT rule for Softmax over any non-batch axis."""
+    x, r = module.input.chunk(2)
+    dim = _softmax_dim(module, x.ndim)
+    terms = _softmax_terms(x, r, dim)
+    gx, gr = grad_output[0].chunk(2)
+    return (torch.cat([_softmax_grad(gx, *terms, dim), _softmax_grad(gr, *terms, dim)]),)
+
+
+_RESCALED = (torch.nn.ReLU, torch.nn.ReLU6, torch.nn.RReLU, torch.nn.LeakyReLU, torch.nn.PReLU,
+             torch.nn.ELU, torch.nn.SELU, torch.nn.CELU, torch.nn.GELU, torch.nn.SiLU, torch.nn.Mish,
+             torch.nn.Sigmoid, torch.nn.Tanh, torch.nn.Softplus, torch.nn.Softshrink,
+             torch.nn.LogSigmoid)
+
+BUILTIN_RULES = {cls: rescale_rule for cls in _RESCALED}
+BUILTIN_RULES.update({torch.nn.MaxPool1d: maxpool_rule, torch.nn.MaxPool2d: maxpool_rule,
+                      torch.nn.Softmax: softmax_rule})
+
+# Modules that mix positions or inputs multiplicatively, for which treating
+# them as linear would give silently wrong attributions.
+REFUSED = (torch.nn.RNNBase, torch.nn.RNNCellBase, torch.nn.MultiheadAttention,
+           torch.nn.Transformer, torch.nn.TransformerEncoder, torch.nn.TransformerDecoder,
+           torch.nn.TransformerEncoderLayer, torch.nn.TransformerDecoderLayer, torch.nn.Bilinear)
+
+
+def build_rules(additional_nonlinear_ops=None):
+    """The rule table: built-ins updated with ``additional_nonlinear_ops``."""
+    rules = dict(BUILTIN_RULES)
+    if additional_nonlinear_ops is None:
+        return rules
+    if not isinstance(additional_nonlinear_ops, dict):
+        raise TypeError("additional_nonlinear_ops: expected a dict {module class: "
+                        f"rule(module, grad_input, grad_output)}}, got {type(additional_nonlinear_ops).__name__}")
+    for cls, rule in additional_nonlinear_ops.items():
+        if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+            raise TypeError(f"additional_nonlinear_ops: key {cls!r} is not a torch.nn.Module subclass")
+        if not callable(rule):
+            raise TypeError(f"additional_nonlinear_ops: rule for {cls.__name__} is not callable "
+                            f"(got {type(rule).__name__})")
+    rules.update(additional_nonlinear_ops)
+    return rules
+
+
+def lookup_rule(rules, cls):
+    for base in cls.__mro__:
+        if base in rules:
+            return rules[base]
+    return None
+
+
+def _class_path(cls):
+    if getattr(torch.nn, cls.__name__, None) is cls:
+        return f"torch.nn.{cls.__name__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def ruled_modules(model, rules, caller):
+    """(name, module, rule) for every module with a rule, outermost first.
+
+    Descendants of a ruled module are skipped (its rule replaces their
+    gradients). A module with no sound linear treatment raises ValueError.
+    """
+    found = []
+
+    def walk(module, name):
+        rule = lookup_rule(rules, type(module))
+        if rule is not None:
+            found.append((name, module, rule))
+            return
+        if isinstance(module, REFUSED):
+            cls = type(module)
+            raise ValueError(
+                f"{caller}: module '{name or '<model>'}' ({cls.__name__}) has no DeepLIFT rule; "
+                f"register one with additional_nonlinear_ops={{{_class_path(cls)}: rule}} "
+                "(rule(module, grad_input, grad_output) -> tuple) or use another attribution method")
+        for child_name, child in module.named_children():
+            walk(child, f"{name}.{child_name}" if name else child_name)
+
+    walk(model, '')
+    return found
+
+
+# --------------------------------------------------------------------------
+# Fast-path machinery.
+# --------------------------------------------------------------------------
+
+class _RuleFn(torch.autograd.Function):
+    """Identity on a module's output whose backward is a DeepLIFT rule.
+
+    ``state.out`` (the module's detached output) is returned as is, so the
+    forward pass sees the same values; the module's own graph is dropped.
+    """
+
+    @staticmethod
+    def forward(ctx, state, *inputs):
+        ctx.state = state
+        return state.out
+
+    @staticmethod
+    def backward(ctx, g):
+        state, ctx.state = ctx.state, None  # free the multipliers early
+        return (None,) + tuple(state.backward(g))
+
+
+class _Rescale:
+    def __init__(self, out, ratio):
+        self.out, self.ratio = out, ratio
+
+    def backward(self, g):
+        # The ratio buffer is ours and used once: it becomes the gradient.
+        grad = self.ratio.mul_(g)
+        self.ratio = None
+        return (grad.to(g.dtype),)
+
+
+def _pad_rows(grad, m):
+    """Gradient for the full batch: nothing flows back into the example rows."""
+    return torch.cat([grad.new_zeros((m,) + tuple(grad.shape[1:])), grad])
+
+
+class _Softmax:
+    def __init__(self, out, terms, dim, m):
+        self.out, self.terms, self.dim, self.m = out, terms, dim, m
+
+    def backward(self, g):
+        return (_pad_rows(_softmax_grad(g[self.m:], *self.terms, self.dim), self.m),)
+
+
+class _MaxPool:
+    def __init__(self, out, st, m):
+        self.out, self.st, self.m = out, st, m
+
+    def backward(self, g):
+        return (_pad_rows(self.st.backward(g[self.m:]), self.m),)
+
+
+class _UserRule:
+    """Runs a tangermeme-signature rule on the doubled batch (example rows
+    repeated per pair, then reference rows) of one module."""
+
+    def __init__(self, module, rule, out, inputs, m, eidx, grad_mask):
+        self.module, self.rule, self.out = module, rule, out
+        self.inputs, self.m, self.eidx, self.grad_mask = inputs, m, eidx, grad_mask
+
+    def _double(self, t):
+        if isinstance(t, torch.Tensor) and t.shape[:1] == self.out.shape[:1]:
+            return torch.cat([t[:self.m].index_select(0, self.eidx), t[self.m:]])
+        return t
+
+    def backward(self, g):
+        m = self.m
+        g2 = self._double(g)
+        both = [self._double(t) for t in self.inputs]
+        with torch.enable_grad():
+            leaves = [b.detach().requires_grad_(k) if isinstance(b, torch.Tensor) else b
+                      for b, k in zip(both, self.grad_mask)]
+            out2 = self.module.forward(*leaves)
+            wanted = [t for t, k in zip(leaves, self.grad_mask) if k]
+            grads = torch.autograd.grad(out2, wanted, g2, allow_unused=True)
+        it = iter(grads)
+        grad_input = tuple(next(it) if k else None for k in self.grad_mask)
+        module = self.module
+        module.input = leaves[0].detach()
+        module.output = self._double(self.out)
+        try:
+            result = self.rule(module, grad_input, (g2,))
+        finally:
+            del module.input, module.output
+        if isinstance(result, torch.Tensor):
+            result = (result,)
+        n = g.shape[0] - m
+        out = []
+        for r, k in zip(result, self.grad_mask):
+            if k:
+                out.append(None if r is None else _pad_rows(r[:n], m))
+        return out
+
+
+class Session:
+    """Registers the DeepLIFT hooks on ``model`` for the duration of a ``with``.
+
+    A batch holds ``m`` example rows followed by one reference row per pair;
+    :meth:`batch` says which example each pair belongs to. Running examples
+    and references in one call keeps their activations bitwise comparable
+    (an exact zero difference stays exactly zero whatever the batch size).
+    Hooks are removed and ``inplace`` flags restored on exit.
+    """
+
+    def __init__(self, model, rules, caller='deep_lift_shap'):
+        self.caller = caller
+        self.entries = ruled_modules(model, rules, caller)
+        self.active = False
+        self.handles = []
+        self.inplace = []
+        self.scratch = {}
+
+    def __enter__(self):
+        try:
+            for name, module, rule in self.entries:
+                # An in-place activation would overwrite the input the rule reads.
+                if getattr(module, 'inplace', False) is True:
+                    self.inplace.append(module)
+                    module.inplace = False
+                self.handles.append(module.register_forward_hook(self._make_hook(rule)))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()
+        for module in self.inplace:
+            module.inplace = True
+        self.handles, self.inplace = [], []
+        self.active = False
+        self.scratch = {}
+        return False
+
+    def _scratch(self, shape, dtype, device):
+        """A reusable temporary: fresh large allocations cost page faults on every batch."""
+        n = 1
+        for d in shape:
+            n *= d
+        key = (dtype, device)
+        buf = self.scratch.get(key)
+        if buf is None or buf.numel() < n:
+            buf = torch.empty(n, dtype=dtype, device=device)
+            self.scratch[key] = buf
+        return buf[:n].view(shape)
+
+    def batch(self, m, groups, eidx):
+        """Arm the hooks for one batch: ``groups`` lists ``(s, e, j)``: pair
+        rows ``s:e`` (counted after the example rows) belong to example row ``j``;
+        ``eidx`` maps each pair to its example row."""
+        self.m, self.groups, self.eidx = m, groups, eidx
+        self.n_rows = m + len(eidx)
+        self.active = True
+
+    def done(self):
+        self.active = False
+        self.groups = self.eidx = None
+
+    def _make_hook(self, rule):
+        def hook(module, inputs, output):
+            if not self.active or not (isinstance(output, torch.Tensor) and inputs
+                                       and isinstance(inputs[0], torch.Tensor)):
+                return None
+            if inputs[0].shape[0] != self.n_rows or output.shape[0] != self.n_rows or \
+                    not any(isinstance(t, torch.Tensor) and t.requires_grad for t in inputs):
+                return None  # not on the path from X, or not batch-aligned: leave it alone
+            return self._apply(module, rule, inputs, output)
+        return hook
+
+    def _apply(self, module, rule, inputs, output):
+        m, groups = self.m, self.groups
+        inp, out = inputs[0].detach(), output.detach()
+        if rule is rescale_rule:
+            xi, ri = _wide(inp[:m]), _wide(inp[m:])
+            xo, ro = _wide(out[:m]), _wide(out[m:])
+            # The derivative at the example is the fallback where |Δin| is tiny.
+            if type(module) is torch.nn.ReLU:
+                xd = (xi > 0).to(xi.dtype)
+            else:
+                with torch.enable_grad():
+                    t = inputs[0][:m].detach().requires_grad_(True)
+                    o = module.forward(t)
+                    xd = _wide(torch.autograd.grad(o, t, torch.ones_like(o))[0])
+            ratio = torch.empty((self.n_rows,) + tuple(ri.shape[1:]), dtype=ri.dtype, device=ri.device)
+            ratio[:m].zero_()
+            body = ratio[m:]
+            dx = self._scratch(ri.shape, ri.dtype, ri.device)
+            small = self._scratch(ri.shape, torch.bool, ri.device)
+            for s, e, j in groups:
+                _rescale_ratio(xi[j:j + 1], xo[j:j + 1], xd[j:j + 1], ri[s:e], ro[s:e], body[s:e],
+                               dx[s:e], small[s:e])
+            return _RuleFn.apply(_Rescale(out, ratio), inputs[0])
+        if rule is maxpool_rule:
+            idx = _pool_indices(module, inp)
+            ri = inp[m:]
+            dx = torch.empty_like(_wide(ri))
+            dout = torch.empty_like(_wide(out[m:]))
+            for s, e, j in groups:
+                torch.sub(_wide(inp[j:j + 1]), _wide(ri[s:e]), out=dx[s:e])
+                torch.sub(_wide(out[j:j + 1]), _wide(out[m + s:m + e]), out=dout[s:e])
+            st = _MaxPoolState(idx[:m].index_select(0, self.eidx), idx[m:], dx, dout, ri.shape)
+            return _RuleFn.apply(_MaxPool(out, st, m), inputs[0])
+        if rule is softmax_rule:
+            dim = _softmax_dim(module, inp.ndim)
+            parts = [_softmax_terms(inp[j:j + 1], inp[m + s:m + e], dim) for s, e, j in groups]
+            terms = tuple(torch.cat([p[t] for p in parts]) for t in range(3))
+            return _RuleFn.apply(_Softmax(out, terms, dim, m), inputs[0])
+        grad_mask = [isinstance(t, torch.Tensor) and t.requires_grad for t in inputs]
+        detached = [t.detach() if isinstance(t, torch.Tensor) else t for t in inputs]
+        state = _UserRule(module, rule, out, detached, m, self.eidx, grad_mask)
+        return _RuleFn.apply(state, *[t for t, k in zip(inputs, grad_mask) if k])

@@ -1,0 +1,445 @@
+"""DeepLIFT/SHAP attributions with tangermeme 1.6.0 semantics.
+
+:func:`deep_lift_shap` averages DeepLIFT multipliers over several references
+per example (dinucleotide shuffles by default) and projects them onto the
+one-hot alphabet (:func:`hypothetical_attributions`). The rules and hooks live
+in :mod:`kipoi_tanger._deeplift_rules`. Unlike tangermeme, every distinct
+example of a chunk runs forward once and its activations are broadcast over
+its references, and only the reference rows are back-propagated, so a pair
+costs about one forward plus one backward row instead of two of each.
+
+:func:`captum_deep_lift_shap` runs captum's ``DeepLiftShap`` one example at a
+time with the same reference contract, as a cross-check.
+"""
+import numbers
+import warnings
+from typing import NamedTuple
+
+import torch
+
+from ._base import (autocast, check_args, check_batch_size, check_X, model_on, resolve_device,
+                    resolve_dtype)
+from ._deeplift_rules import (BUILTIN_RULES, Session, build_rules, maxpool_rule,  # noqa: F401
+                              rescale_rule, softmax_rule)
+
+__all__ = ['deep_lift_shap', 'hypothetical_attributions', 'captum_deep_lift_shap',
+           '_captum_deep_lift_shap', 'AttributionReferencesResult', 'dinucleotide_shuffle',
+           'rescale_rule', 'maxpool_rule', 'softmax_rule']
+
+
+class AttributionReferencesResult(NamedTuple):
+    """Attributions (or raw multipliers) and the references they were computed against."""
+    attributions: torch.Tensor
+    references: torch.Tensor
+
+
+def dinucleotide_shuffle(X, start=0, end=-1, n=20, random_state=None, allow_N=False, verbose=False):
+    """Default reference generator: :func:`kipoi_tanger.ersatz.dinucleotide_shuffle`.
+
+    Imported at call time so this module does not depend on import order.
+    """
+    from .ersatz import dinucleotide_shuffle as shuffle
+    return shuffle(X, start=start, end=end, n=n, random_state=random_state, allow_N=allow_N,
+                   verbose=verbose)
+
+
+def _is_dinucleotide_shuffle(f):
+    if f is dinucleotide_shuffle:
+        return True
+    return (getattr(f, '__module__', None) == 'kipoi_tanger.ersatz'
+            and getattr(f, '__name__', None) == 'dinucleotide_shuffle')
+
+
+def _check_one_hot(T, name, dim, allow_N):
+    if not (T.dtype.is_floating_point or T.dtype in (torch.int8, torch.uint8, torch.int16,
+                                                      torch.int32, torch.int64, torch.bool)):
+        raise ValueError(f"{name}: expected a one-hot tensor, got dtype {T.dtype}")
+    if not bool(((T == 0) | (T == 1)).all()):
+        raise ValueError(f"{name}: must be one-hot encoded (only 0 and 1 values)")
+    s = T.sum(dim=dim)
+    bad = (s > 1) if allow_N else (s != 1)
+    if bool(bad.any()):
+        what = "at most one 1" if allow_N else "exactly one 1 (no N / all-zero columns)"
+        raise ValueError(f"{name}: every position must have {what} along the alphabet axis")
+
+
+def _check_random_state(random_state):
+    if random_state is None:
+        return None
+    if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral):
+        raise ValueError(f"random_state: expected an int or None, got {type(random_state).__name__}")
+    return int(random_state)
+
+
+def _squeeze_output(y, caller):
+    if isinstance(y, (tuple, list)):
+        raise ValueError(
+            f"{caller}: the model returned a {type(y).__name__} of {len(y)} outputs, but it must return "
+            "one (batch, n_targets) tensor; wrap it in a module whose forward returns a single output, "
+            "e.g. only the counts head (lambda out: out[1])")
+    if not isinstance(y, torch.Tensor):
+        raise ValueError(f"{caller}: the model returned {type(y).__name__}; it must return a "
+                         "(batch, n_targets) tensor")
+    if y.ndim == 1:
+        raise ValueError(f"{caller}: the model returned shape {tuple(y.shape)}; it must return "
+                         "(batch, n_targets): wrap it so forward returns y.unsqueeze(1)")
+    if y.ndim > 2:
+        if y.shape[2:].numel() != 1:
+            raise ValueError(
+                f"{caller}: the model returned shape {tuple(y.shape[1:])} per example, but it must "
+                "return (batch, n_targets) (trailing size-1 axes are allowed); wrap the model so it "
+                "returns one value per target, e.g. sum the profile over positions "
+                "(y.sum(dim=-1)) or return the counts head only")
+        y = y.reshape(y.shape[0], y.shape[1])
+    return y
+
+
+def _check_target(target, n_targets):
+    if isinstance(target, bool) or not isinstance(target, numbers.Integral):
+        raise ValueError(f"target: expected an int indexing the model's outputs, got {target!r}")
+    if not -n_targets <= target < n_targets:
+        raise ValueError(f"target: {target} is out of range for a model with {n_targets} outputs")
+    return int(target)
+
+
+def _chunk_references(references, X, e, k, K, start, end, random_state, given):
+    """The (B, A, L) references of pairs start..end (example e, reference k)."""
+    if given:
+        if references.is_contiguous():
+            return references.view(-1, *references.shape[2:])[start:end]
+        return references[e, k]
+    Xe = X.index_select(0, e)
+    if random_state is None:
+        # The callable draws its own seeds (numpy's global RNG for the shuffles).
+        refs = references(Xe, n=1)
+    elif _is_dinucleotide_shuffle(references):
+        refs = references(Xe, n=1, random_state=[random_state + int(kk) for kk in k])
+    else:
+        refs = torch.cat([references(Xe[i:i + 1], n=1, random_state=random_state + int(kk))
+                          for i, kk in enumerate(k)])
+    if not isinstance(refs, torch.Tensor) or refs.ndim != 4 or refs.shape[0] != len(Xe) \
+            or refs.shape[2:] != X.shape[1:]:
+        raise ValueError("references: the callable must return a (n_examples, n, A, L) tensor, got "
+                         f"{tuple(refs.shape) if isinstance(refs, torch.Tensor) else type(refs).__name__}")
+    return refs[:, 0]
+
+
+def _cast_arg(a, device, dtype):
+    a = a.to(device)
+    return a.to(dtype) if a.is_floating_point() and a.dtype != dtype else a
+
+
+def deep_lift_shap(model, X, args=None, target=0, batch_size=32, references=dinucleotide_shuffle,
+                   n_shuffles=20, return_references=False, hypothetical=False, warning_threshold=0.001,
+                   additional_nonlinear_ops=None, print_convergence_deltas=False, raw_outputs=False,
+                   dtype=None, device=None, random_state=None, verbose=False):
+    """DeepLIFT/SHAP attributions for one-hot sequences (tangermeme 1.6.0 semantics).
+
+    The ``N * n_shuffles`` (example, reference) pairs are enumerated
+    example-major and processed ``batch_size`` pairs at a time; the result
+    does not depend on ``batch_size``. Each distinct example of a chunk runs
+    forward once and its activations are shared by all of its references.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Returns a ``(batch, n_targets)`` tensor (trailing size-1 axes are
+        squeezed). Every value-changing operation must be an ``nn.Module``
+        with a rule (see ``additional_nonlinear_ops``); anything else is
+        treated as linear and shows up in the convergence deltas.
+    X : torch.Tensor, shape (N, A, L)
+        One-hot sequences (no all-zero columns); any dtype, cast per batch.
+    args : tuple of torch.Tensor, optional
+        Extra model inputs with ``N`` rows; passed unchanged (no references)
+        to the reference rows. Floating-point args are cast to ``dtype``.
+    target : int, default 0
+        Index of the output (axis 1) to explain.
+    batch_size : int, default 32
+        Number of (example, reference) pairs per forward/backward pass; it
+        bounds memory and may be smaller than ``n_shuffles``.
+    references : callable or torch.Tensor, default dinucleotide_shuffle
+        A ``(N, n_shuffles, A, L)`` one-hot tensor (all-zero columns allowed),
+        or ``f(X, n=1, random_state=...) -> (len(X), 1, A, L)``.
+    n_shuffles : int, default 20
+        References per example when ``references`` is callable.
+    return_references : bool, default False
+        Also return the references, as ``AttributionReferencesResult``.
+    hypothetical : bool, default False
+        Return the hypothetical attributions of every character instead of
+        masking them with ``X``.
+    warning_threshold : float, default 0.001
+        A ``RuntimeWarning`` is issued if any pair's convergence delta
+        ``|(f(x) - f(ref)) - sum((x - ref) * multipliers)|`` exceeds it.
+    additional_nonlinear_ops : dict, optional
+        ``{module class: rule(module, grad_input, grad_output) -> tuple}``
+        adding or overriding rules (tangermeme's signature; ``module.input``
+        and ``module.output`` hold the example half stacked on the reference
+        half). ``rescale_rule``, ``maxpool_rule`` and ``softmax_rule`` from
+        this module take the fast path. Needed for modules that have no
+        built-in rule and cannot be treated as linear (GRU, LSTM, RNN,
+        MultiheadAttention, Transformer layers, Bilinear).
+    print_convergence_deltas : bool, default False
+        Print each batch's convergence deltas.
+    raw_outputs : bool, default False
+        Return the raw multipliers ``(N, n_shuffles, A, L)`` instead.
+    dtype : torch.dtype or str, optional
+        Compute dtype (default: the model's); autocast where supported.
+    device : str or torch.device, optional
+        Default: CUDA if available, else CPU. The model's device and
+        train/eval state are restored afterwards, also on error.
+    random_state : int, optional
+        Reference ``k`` of every example is drawn with seed
+        ``random_state + k``, so results do not depend on ``batch_size``.
+        None: fresh seeds from numpy's global RNG (torch's RNG is not used).
+    verbose : bool, default False
+        Show a progress bar over pairs.
+
+    Returns
+    -------
+    torch.Tensor or AttributionReferencesResult
+        ``(N, A, L)`` attributions (``(N, n_shuffles, A, L)`` multipliers with
+        ``raw_outputs``), on the CPU in the compute dtype; with
+        ``return_references`` a NamedTuple ``(attributions, references)``.
+    """
+    caller = 'deep_lift_shap'
+    check_X(X)
+    if X.ndim != 3:
+        raise ValueError(f"X: expected shape (N, A, L), got {tuple(X.shape)}")
+    _check_one_hot(X, 'X', dim=1, allow_N=False)
+    args = check_args(X, args)
+    batch_size = check_batch_size(batch_size)
+    random_state = _check_random_state(random_state)
+    N, A, L = X.shape
+
+    given = isinstance(references, torch.Tensor)
+    if given:
+        if references.ndim != 4 or references.shape[0] != N or references.shape[2:] != X.shape[1:] \
+                or references.shape[1] == 0:
+            raise ValueError(f"references: expected shape ({N}, n_shuffles, {A}, {L}), got "
+                             f"{tuple(references.shape)}")
+        _check_one_hot(references, 'references', dim=2, allow_N=True)
+        K = references.shape[1]
+    elif callable(references):
+        if isinstance(n_shuffles, bool) or not isinstance(n_shuffles, numbers.Integral) or n_shuffles < 1:
+            raise ValueError(f"n_shuffles: expected a positive int, got {n_shuffles!r}")
+        K = int(n_shuffles)
+    else:
+        raise ValueError("references: expected a callable or a (N, n_shuffles, A, L) tensor, got "
+                         f"{type(references).__name__}")
+
+    rules = build_rules(additional_nonlinear_ops)
+    device = resolve_device(device)
+    dtype = resolve_dtype(model, dtype)
+    n_pairs = N * K
+
+    if raw_outputs:
+        result = torch.empty(N, K, A, L, dtype=dtype)
+    else:
+        result = torch.empty(N, A, L, dtype=dtype)
+        pending = torch.empty(K, A, L, dtype=dtype)
+    refs_out = torch.empty(N, K, A, L, dtype=dtype) if return_references else None
+    deltas, diffs = [], []
+
+    progress = None
+    if verbose:
+        from tqdm import tqdm
+        progress = tqdm(total=n_pairs, desc=caller)
+
+    try:
+        with model_on(model, device), Session(model, rules, caller) as session:
+            for start in range(0, n_pairs, batch_size):
+                end = min(start + batch_size, n_pairs)
+                p = torch.arange(start, end)
+                e, k = p // K, p % K
+                e0, e1 = int(e[0]), int(e[-1]) + 1
+                groups = [(max(start, j * K) - start, min(end, (j + 1) * K) - start, j - e0)
+                          for j in range(e0, e1)]
+                eidx = (e - e0).to(device)
+
+                refs = _chunk_references(references, X, e, k, K, start, end, random_state, given)
+                Xx = X[e0:e1].to(device).to(dtype)
+                ax = tuple(_cast_arg(a[e0:e1], device, dtype) for a in args) if args else ()
+
+                # One pass over the distinct examples followed by one row per
+                # pair; the hooks apply the rules and only the reference rows
+                # are back-propagated.
+                m = e1 - e0
+                R = refs.to(device).to(dtype).requires_grad_(True)
+                ar = tuple(torch.cat([a, a.index_select(0, eidx)]) for a in ax)
+                session.batch(m, groups, eidx)
+                with torch.enable_grad(), autocast(device, dtype, model):
+                    y = _squeeze_output(model(torch.cat([Xx, R]), *ar), caller)
+                    if start == 0:
+                        target = _check_target(target, y.shape[1])
+                    y = y[:, target]
+                    yr = y[m:]
+                    if yr.requires_grad:
+                        mult = torch.autograd.grad(yr.sum(), R, allow_unused=True)[0]
+                    else:
+                        mult = None
+                session.done()
+                if mult is None:
+                    mult = torch.zeros_like(R)
+                yx = y[:m].detach()
+                R = R.detach()
+                yr = yr.detach()
+
+                out_diff = yx.index_select(0, eidx) - yr
+                in_diff = ((Xx.index_select(0, eidx) - R) * mult).sum(dim=(1, 2))
+                delta = (out_diff - in_diff).abs()
+                deltas.append(delta.float().cpu())
+                diffs.append(out_diff.float().abs().cpu())
+                if print_convergence_deltas:
+                    print(delta)
+
+                if return_references:
+                    refs_out.view(n_pairs, A, L)[start:end] = R.cpu()
+                if raw_outputs:
+                    result.view(n_pairs, A, L)[start:end] = mult.cpu()
+                else:
+                    hyp = (mult - (R * mult).sum(dim=1, keepdim=True)).cpu()
+                    for s, t, j in groups:
+                        k0, k1 = int(k[s]), int(k[t - 1]) + 1
+                        if k0 == 0 and k1 == K:
+                            attr = hyp[s:t].mean(dim=0)
+                        else:
+                            pending[k0:k1] = hyp[s:t]
+                            if k1 < K:
+                                continue
+                            attr = pending.mean(dim=0)
+                        if not hypothetical:
+                            attr *= X[e0 + j].cpu()
+                        result[e0 + j] = attr
+                if progress is not None:
+                    progress.update(end - start)
+    finally:
+        if progress is not None:
+            progress.close()
+
+    _warn_deltas(torch.cat(deltas), torch.cat(diffs), warning_threshold, caller)
+    if return_references:
+        return AttributionReferencesResult(result, refs_out)
+    return result
+
+
+def _warn_deltas(deltas, diffs, warning_threshold, caller):
+    finite = torch.isfinite(deltas)
+    high = ~finite | (deltas > warning_threshold)
+    if bool(high.any()):
+        worst = deltas[finite].max().item() if bool(finite.any()) else float('nan')
+        warnings.warn(f"{caller}: convergence deltas too high: {int(high.sum())} of {len(deltas)} "
+                      f"example-reference pairs exceed warning_threshold={warning_threshold:g} "
+                      f"(max {worst:.3g}{', some non-finite' if not bool(finite.all()) else ''})",
+                      RuntimeWarning, stacklevel=3)
+    mean_diff = diffs.mean().clamp_min(1e-12)
+    relative = (deltas[finite].mean() / mean_diff).item() if bool(finite.any()) else float('inf')
+    if relative > 0.01:
+        warnings.warn(f"{caller}: convergence deltas are {relative:.1%} of the output differences: an "
+                      "operation in the model has no DeepLIFT rule and is being treated as linear "
+                      "(e.g. a functional torch.relu / F.softmax in forward); use nn.Module "
+                      "activations or register a rule with additional_nonlinear_ops",
+                      RuntimeWarning, stacklevel=3)
+
+
+def hypothetical_attributions(multipliers, X, references):
+    """Project multipliers onto every character of a one-hot alphabet.
+
+    For each pair, the hypothetical contribution of character ``c`` at
+    position ``l`` is ``sum_a (onehot_c - ref)[a, l] * mult[a, l]``, i.e.
+    ``mult[c, l] - sum_a ref[a, l] * mult[a, l]``: the effect of placing
+    ``c`` there instead of the reference column.
+
+    Parameters
+    ----------
+    multipliers, X, references : tuple of one torch.Tensor, shape (n, A, L)
+        One-element tuples (captum's ``custom_attribution_func`` convention).
+        ``X`` only sets the result dtype and device.
+
+    Returns
+    -------
+    tuple of one torch.Tensor, shape (n, A, L)
+    """
+    for name, val in (('multipliers', multipliers), ('X', X), ('references', references)):
+        if not isinstance(val, tuple) or len(val) != 1:
+            raise ValueError(f"hypothetical_attributions: {name} must be a one-element tuple")
+        if not isinstance(val[0], torch.Tensor):
+            raise ValueError(f"hypothetical_attributions: {name}[0] must be a torch.Tensor")
+        if val[0].shape != multipliers[0].shape:
+            raise ValueError(f"hypothetical_attributions: {name}[0] has shape {tuple(val[0].shape)}, "
+                             f"expected {tuple(multipliers[0].shape)} like multipliers[0]")
+    m, r = multipliers[0], references[0]
+    out = m - (r * m).sum(dim=1, keepdim=True)
+    dtype = X[0].dtype if X[0].is_floating_point() else out.dtype
+    return (out.to(device=X[0].device, dtype=dtype),)
+
+
+def captum_deep_lift_shap(model, X, args=None, target=0, batch_size=32, references=dinucleotide_shuffle,
+                          n_shuffles=20, return_references=False, hypothetical=False, device=None,
+                          random_state=None, verbose=False):
+    """DeepLIFT/SHAP through captum's ``DeepLiftShap``, one example at a time (a cross-check).
+
+    Same reference contract as :func:`deep_lift_shap`, except that a callable
+    is called once per example as ``references(x, n=n_shuffles,
+    random_state=random_state)``, so with a seed the references differ from
+    ``deep_lift_shap``'s: compare the two with an explicit references tensor.
+    ``batch_size`` is ignored. captum is an optional dependency; its max-pool
+    rule differs from this package's (it misses completeness on pooling
+    models). The model's device and train/eval state are restored.
+
+    Returns
+    -------
+    torch.Tensor or AttributionReferencesResult
+        ``(N, A, L)`` attributions on the CPU (and the ``(N, n_shuffles, A, L)``
+        references with ``return_references``).
+    """
+    try:
+        from captum.attr import DeepLiftShap
+    except ImportError as err:
+        raise ImportError("captum_deep_lift_shap requires captum, which is not installed; "
+                          "install it with `pip install captum`") from err
+    check_X(X)
+    if X.ndim != 3:
+        raise ValueError(f"X: expected shape (N, A, L), got {tuple(X.shape)}")
+    args = check_args(X, args)
+    random_state = _check_random_state(random_state)
+    given = isinstance(references, torch.Tensor)
+    if given and (references.ndim != 4 or references.shape[0] != X.shape[0]
+                  or references.shape[2:] != X.shape[1:]):
+        raise ValueError(f"references: expected shape ({X.shape[0]}, n_shuffles, {X.shape[1]}, "
+                         f"{X.shape[2]}), got {tuple(references.shape)}")
+    if not given and not callable(references):
+        raise ValueError("references: expected a callable or a (N, n_shuffles, A, L) tensor, got "
+                         f"{type(references).__name__}")
+    device = resolve_device(device)
+    dtype = resolve_dtype(model)
+
+    attributions, refs_out = [], []
+    iterator = range(len(X))
+    if verbose:
+        from tqdm import tqdm
+        iterator = tqdm(iterator, desc='captum_deep_lift_shap')
+    with model_on(model, device):
+        explainer = DeepLiftShap(model)
+        for i in iterator:
+            x = X[i:i + 1].to(device).to(dtype)
+            a = None if args is None else tuple(_cast_arg(t[i:i + 1], device, dtype) for t in args)
+            if given:
+                r = references[i]
+            else:
+                r = references(X[i:i + 1], n=n_shuffles, random_state=random_state)[0]
+            r = r.to(device).to(dtype)
+            attr = explainer.attribute(x, r, target=target, additional_forward_args=a,
+                                       custom_attribution_func=hypothetical_attributions)
+            if not hypothetical:
+                attr = attr * x
+            attributions.append(attr.detach().cpu())
+            if return_references:
+                refs_out.append(r.unsqueeze(0).cpu())
+    attributions = torch.cat(attributions)
+    if return_references:
+        return AttributionReferencesResult(attributions, torch.cat(refs_out))
+    return attributions
+
+
+# tangermeme's name for the captum path.
+_captum_deep_lift_shap = captum_deep_lift_shap
