@@ -95,6 +95,8 @@ def _run_section(res):
             ("sequence input", "sequence_input"), ("output", "output"),
             ("alphabet", "alphabet")]
     rows = [(label, res.attrs[k]) for label, k in keys if k in res.attrs]
+    rows = [(label, "".join(v) if label == "alphabet" and all(len(str(c)) == 1 for c in v) else v)
+            for label, v in rows]
     rows.insert(min(3, len(rows)), ("regions", res.n))
     shown = {k for _, k in keys} | {"parameters"}
     rows += [(k, v) for k, v in sorted(res.attrs.items()) if k not in shown]
