@@ -348,3 +348,34 @@ def test_dinucleotide_shuffle_keeps_cuda_device():
     Y = dinucleotide_shuffle(X, n=2, random_state=0)
     assert Y.device == X.device
     assert torch.equal(Y.cpu(), dinucleotide_shuffle(X.cpu(), n=2, random_state=0))
+
+
+def test_numpy_walk_invariants_and_uniformity(monkeypatch):
+    """The pure numpy walk (the path without numba) on its own."""
+    monkeypatch.setattr(ersatz, '_numba_walk', lambda: None)
+    X = random_one_hot((6, 4, 300), random_state=8)
+    X[2, :, 5:9] = 0
+    assert_dinuc_shuffles(X, dinucleotide_shuffle(X, n=5, random_state=1, allow_N=True),
+                          allow_N=True)
+    n_classes, p = _chi_square_uniform('ACCCACGATGATG')
+    assert n_classes == 27 and p > 1e-3, p
+
+
+@pytest.mark.skipif(ersatz._numba_walk() is None, reason='numba is not installed')
+@pytest.mark.parametrize('case', ['plain', 'window_N', 'ties', 'short'])
+def test_compiled_walk_gives_the_numpy_shuffles(monkeypatch, case):
+    X = random_one_hot((9, 4, 257), random_state=9)
+    kwargs = dict(n=7, random_state=4)
+    if case == 'window_N':
+        X[1, :, 40:44] = 0
+        kwargs.update(start=30, end=-20, allow_N=True)
+    elif case == 'ties':  # every row through the 64-bit fallback
+        monkeypatch.setattr(ersatz, '_draw_keys', lambda b, count, E, template, rmask, out:
+                            numpy.bitwise_or(numpy.zeros((count, E), numpy.uint32), template,
+                                             out=out))
+    elif case == 'short':
+        X = X[:, :, :3]
+        kwargs.update(n=1)
+    compiled = dinucleotide_shuffle(X, **kwargs)
+    monkeypatch.setattr(ersatz, '_numba_walk', lambda: None)
+    assert torch.equal(compiled, dinucleotide_shuffle(X, **kwargs))
