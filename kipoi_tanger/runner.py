@@ -535,12 +535,28 @@ def _resolve_params(target, op, p):
         start = p.get("start")
         if start is not None and (isinstance(start, bool) or not isinstance(start, int) or start < 0):
             raise RunError(f"--start: expected a non-negative integer position, got {start!r}")
+        L = _sequence_length(spec)
+        if L is not None and len(motif) > L:
+            raise RunError(f"--motif: {len(motif)} characters do not fit sequences of length {L}")
+        if L is not None and start is not None and start > L - len(motif):
+            raise RunError(f"--start: {start} puts the {len(motif)}-character motif past the end of sequences of "
+                           f"length {L}; expected 0 to {L - len(motif)}")
         params["start"] = start
         if op == "product":
             params["marginalize_op"] = p.get("marginalize_op") or "predict"
     if op == "product":
         params["pairwise"] = bool(p.get("pairwise"))
     return params
+
+
+def _sequence_length(spec):
+    """L from the schema shape of the sequence input (None when not fixed)."""
+    if spec.layout is None or spec.sequence_input not in spec.input_keys:
+        return None
+    shape = spec.input_shapes[spec.input_keys.index(spec.sequence_input)]
+    if shape is None or len(shape) != len(spec.layout.axes):
+        return None
+    return shape[spec.layout.length_axis()]
 
 
 def _product_args(target, specs, pairwise):
@@ -698,7 +714,8 @@ def run(op, model, outputs, source="dir", dataloader=None, dataloader_source=Non
             diff = _first_difference(meta.get("identity", {}), json.loads(json.dumps(identity, default=str)))
             raise RunError(f"--resume: the interrupted run in {journal.path} used different settings ({diff}); "
                            "repeat its exact command, or pass --overwrite to start over")
-        params["random_state"] = meta.get("random_state", params.get("random_state"))
+        if "random_state" in params:
+            params["random_state"] = meta.get("random_state", params["random_state"])
     else:
         if "random_state" in params and params["random_state"] is None:
             params["random_state"] = int(np.random.randint(0, 2**31 - 1))
@@ -760,8 +777,8 @@ def _execute(tgt, op, params, outputs, journal, dl_kwargs, shard, batch_size, de
     total = None if stop is None else stop - start
     unit = "region" if mode != "batches" else "batch"
     committed_here = 0
-    with tqdm(total=total, initial=resumed, disable=not verbose, unit=unit, desc=op,
-              file=sys.stderr, dynamic_ncols=True) as bar:
+    bar = None
+    try:
         for batch, units in it:
             items = tgt.input_items(batch["inputs"])
             flat = runner(items)
@@ -775,9 +792,16 @@ def _execute(tgt, op, params, outputs, journal, dl_kwargs, shard, batch_size, de
             _check_rows(flat, rows, journal)
             journal.commit(flat, units, rows)
             committed_here += 1
+            if bar is None:
+                # opened after the first batch: bad input found there prints one clean error line
+                bar = tqdm(total=total, initial=resumed, disable=not verbose, unit=unit, desc=op,
+                           file=sys.stderr, dynamic_ncols=True)
             bar.update(units)
             if kill_after and committed_here >= kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
+    finally:
+        if bar is not None:
+            bar.close()
 
     n_rows = journal.rows
     if n_rows == 0 and shard is None:
