@@ -110,30 +110,35 @@ def _softmax_dim(module, ndim):
 
 
 def _softmax_terms(xi, ri, dim):
-    """Multipliers of y = exp(x - c) / s, chained through log y = x - log s.
+    """Multipliers of y = a·v with a = exp(x - c), v = 1/Σa, chained in log space.
 
-    Returns (dy, ma, q): Δy/Δlog y, Δa/Δx for a = exp(x - c), and Δlog s/Δs,
-    each with the derivative at the reference where its denominator vanishes.
-    Then grad_in = g·dy − ma · q · Σ(g·dy) over ``dim``.
+    log y = (x - c) + log v, so Δy = (Δy/Δlog y)(Δx + Δlog v) and
+    Δlog v = (Δlog v/Δv)·Δv with Δv = -v·v_ref·ΣΔa and Δa = (Δa/Δx)·Δx.
+    Returns (dy, ma, mv, rec): Δy/Δlog y, Δa/Δx, dy·Δlog v/Δv and -v·v_ref, each
+    ratio replaced by the derivative at the reference where its denominator
+    is below 1e-6; then grad_in = g·dy + ma·Σ(g·mv·rec) over ``dim``.
     """
     xi, ri = _wide(xi), _wide(ri)
+    # The same shift for both keeps exp(·) ≤ 1 and cancels out of y.
     c = torch.maximum(xi.amax(dim, keepdim=True), ri.amax(dim, keepdim=True))
     a, ar = torch.exp(xi - c), torch.exp(ri - c)
     tiny = torch.finfo(a.dtype).tiny
-    s, sr = a.sum(dim, keepdim=True).clamp_min(tiny), ar.sum(dim, keepdim=True).clamp_min(tiny)
-    y, yr = a / s, ar / sr
+    v = a.sum(dim, keepdim=True).clamp_min(tiny).reciprocal()
+    vr = ar.sum(dim, keepdim=True).clamp_min(tiny).reciprocal()
     dx = xi - ri
     ma = torch.where(dx.abs() > RESCALE_EPS, (a - ar) / dx, ar)
-    dlog_s = torch.log(s) - torch.log(sr)
-    q = torch.where((1 / s - 1 / sr).abs() > RESCALE_EPS, dlog_s / (s - sr), 1 / s)
-    dlog_y = dx - dlog_s
-    dy = torch.where(dlog_y.abs() > RESCALE_EPS, (y - yr) / dlog_y, yr)
-    return dy, ma, q
+    dlog_v = torch.log(v) - torch.log(vr)
+    dv = v - vr
+    dlogv_dv = torch.where(dv.abs() > RESCALE_EPS, dlog_v / dv, vr.reciprocal())
+    dlog_y = dx + dlog_v
+    yr = ar * vr
+    dy = torch.where(dlog_y.abs() > RESCALE_EPS, (a * v - yr) / dlog_y, yr)
+    return dy, ma, dy * dlogv_dv, -v * vr
 
 
-def _softmax_grad(g, dy, ma, q, dim):
-    gd = _wide(g) * dy
-    return (gd - ma * q * gd.sum(dim, keepdim=True)).to(g.dtype)
+def _softmax_grad(g, dy, ma, mv, rec, dim):
+    g = _wide(g)
+    return (g * dy + ma * (g * mv * rec).sum(dim, keepdim=True)).to(g.dtype)
 
 
 # --------------------------------------------------------------------------
@@ -320,7 +325,9 @@ class _UserRule:
 
     def backward(self, g):
         m = self.m
-        g2 = self._double(g)
+        # Only reference rows carry gradient; the example half of tangermeme's
+        # doubled batch receives the same upstream gradient.
+        g2 = torch.cat([g[m:], g[m:]])
         both = [self._double(t) for t in self.inputs]
         with torch.enable_grad():
             leaves = [b.detach().requires_grad_(k) if isinstance(b, torch.Tensor) else b
@@ -372,7 +379,7 @@ class Session:
                 if getattr(module, 'inplace', False) is True:
                     self.inplace.append(module)
                     module.inplace = False
-                self.handles.append(module.register_forward_hook(self._make_hook(rule)))
+                self.handles.append(module.register_forward_hook(self._make_hook(name, rule)))
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -412,10 +419,16 @@ class Session:
         self.active = False
         self.groups = self.eidx = None
 
-    def _make_hook(self, rule):
+    def _make_hook(self, name, rule):
         def hook(module, inputs, output):
-            if not self.active or not (isinstance(output, torch.Tensor) and inputs
-                                       and isinstance(inputs[0], torch.Tensor)):
+            if not self.active:
+                return None
+            if not isinstance(output, torch.Tensor):
+                raise ValueError(
+                    f"{self.caller}: module '{name or '<model>'}' ({type(module).__name__}) has a DeepLIFT "
+                    f"rule but returns a {type(output).__name__}; rules apply to modules returning one "
+                    "tensor: wrap it (e.g. return output[0]) and register the rule for the wrapper")
+            if not (inputs and isinstance(inputs[0], torch.Tensor)):
                 return None
             if inputs[0].shape[0] != self.n_rows or output.shape[0] != self.n_rows or \
                     not any(isinstance(t, torch.Tensor) and t.requires_grad for t in inputs):
@@ -459,7 +472,7 @@ class Session:
         if rule is softmax_rule:
             dim = _softmax_dim(module, inp.ndim)
             parts = [_softmax_terms(inp[j:j + 1], inp[m + s:m + e], dim) for s, e, j in groups]
-            terms = tuple(torch.cat([p[t] for p in parts]) for t in range(3))
+            terms = tuple(torch.cat([p[t] for p in parts]) for t in range(4))
             return _RuleFn.apply(_Softmax(out, terms, dim, m), inputs[0])
         grad_mask = [isinstance(t, torch.Tensor) and t.requires_grad for t in inputs]
         detached = [t.detach() if isinstance(t, torch.Tensor) else t for t in inputs]
