@@ -28,7 +28,8 @@ import numpy as np
 
 JSON_ATTRS = ("parameters", "alphabet", "dataloader_args", "output_names", "spec", "shard_range")
 CHUNK_BYTES = 1 << 20
-MAX_CHUNK_ROWS = 10000       # Kipoi's hdf5_chunk_size default
+BLOCK_BYTES = 32 << 20
+MAX_CHUNK_ROWS = 8192
 
 
 def _is_str(dtype):
@@ -73,11 +74,26 @@ def row_spec(arr):
     return dt, tuple(int(s) for s in arr.shape[1:])
 
 
-def chunk_rows(dtype, row_shape, n_rows):
-    """Rows per HDF5 chunk: about 1 MiB, at most 10000 rows and ``n_rows``."""
+def _row_bytes(dtype, row_shape):
     itemsize = 16 if dtype == "str" else np.dtype(dtype).itemsize
-    row_bytes = max(1, itemsize * int(np.prod(row_shape, dtype=np.int64)))
-    return int(max(1, min(MAX_CHUNK_ROWS, n_rows, CHUNK_BYTES // row_bytes)))
+    return max(1, itemsize * int(np.prod(row_shape, dtype=np.int64)))
+
+
+def _pow2_floor(x):
+    return 1 << (max(1, int(x)).bit_length() - 1)
+
+
+def block_rows(specs):
+    """Rows written per block: a power of two, at most 8192, ~32 MiB over all datasets."""
+    total = sum(_row_bytes(dt, row) for dt, row in specs.values()) or 1
+    return min(8192, _pow2_floor(BLOCK_BYTES // total))
+
+
+def chunk_rows(dtype, row_shape, n_rows, block):
+    """Rows per HDF5 chunk: a power of two of about 1 MiB that divides ``block``
+    (so block writes are chunk-aligned), at most ``n_rows``."""
+    c = min(block, MAX_CHUNK_ROWS, _pow2_floor(CHUNK_BYTES // _row_bytes(dtype, row_shape)))
+    return int(max(1, min(c, n_rows)))
 
 
 def encode_attr(key, value):
@@ -99,65 +115,80 @@ def decode_attr(key, value):
     return value
 
 
-def write_h5(path, specs, n_rows, attrs, read_blocks, compression="gzip"):
-    """Write a complete HDF5 file.
+def write_h5(path, specs, n_rows, attrs, blocks, compression="gzip"):
+    """Write a complete HDF5 file in one pass.
 
     Parameters
     ----------
     path : str
-        Output file (created; must not be open elsewhere).
+        Output file (created).
     specs : dict
         ``{dataset name: (dtype string or 'str', row shape)}``.
     n_rows : int
         Rows of every dataset.
     attrs : dict
         Root attributes (JSON-encoded where needed, see :data:`JSON_ATTRS`).
-    read_blocks : callable
-        ``read_blocks(name)`` yields that dataset's rows in order, in blocks of
-        any size; called once per dataset, so memory stays at one block plus
-        one chunk.
+    blocks : iterable of dict
+        ``{name: rows}`` for every dataset, consecutive row ranges of any
+        size. They are re-cut into fixed blocks of :func:`block_rows` rows
+        (a multiple of every chunk) and each block is written dataset by
+        dataset in sorted order, so the file does not depend on how the rows
+        were cut (one run, a resumed run or merged shards give the same bytes).
+        Memory: one block (~32 MiB) plus one input block.
     """
     import h5py
     str_dt = h5py.string_dtype("utf-8")
+    names = sorted(specs)
+    G = block_rows(specs)
     with h5py.File(path, "w") as f:
         for k in sorted(attrs):
             f.attrs[k] = encode_attr(k, attrs[k])
-        for name in sorted(specs):
+        dsets = {}
+        for name in names:
             dt, row = specs[name]
             dtype = str_dt if dt == "str" else np.dtype(dt)
-            f.create_dataset(name, shape=(n_rows,) + tuple(row), dtype=dtype,
-                             chunks=(chunk_rows(dt, row, max(n_rows, 1)),) + tuple(row),
-                             compression=compression, track_times=False)
-        for name in sorted(specs):
-            dt, row = specs[name]
-            dset = f[name]
-            cr = dset.chunks[0]
-            buf, nbuf, pos = [], 0, 0
-            for block in read_blocks(name):
-                block = np.asarray(block)
-                if tuple(block.shape[1:]) != tuple(row):
-                    raise ValueError(f"{name}: rows shaped {tuple(block.shape[1:])}, expected {tuple(row)} "
-                                     "(every batch must give the same per-region shape)")
-                if dt == "str":
-                    block = block.astype(str).astype(object)
-                buf.append(block)
-                nbuf += len(block)
-                if nbuf >= cr:
-                    data = np.concatenate(buf) if len(buf) > 1 else buf[0]
-                    full = (len(data) // cr) * cr
-                    if pos + full > n_rows:
-                        raise ValueError(f"{name}: more rows than the {n_rows} expected")
-                    dset[pos:pos + full] = data[:full]
-                    pos += full
-                    buf, nbuf = ([data[full:]], len(data) - full) if full < len(data) else ([], 0)
-            if nbuf:
-                data = np.concatenate(buf) if len(buf) > 1 else buf[0]
-                if pos + len(data) > n_rows:
-                    raise ValueError(f"{name}: more rows than the {n_rows} expected")
-                dset[pos:pos + len(data)] = data
-                pos += len(data)
-            if pos != n_rows:
-                raise ValueError(f"{name}: got {pos} rows, expected {n_rows}")
+            dsets[name] = f.create_dataset(name, shape=(n_rows,) + tuple(row), dtype=dtype,
+                                           chunks=(chunk_rows(dt, row, max(n_rows, 1), G),) + tuple(row),
+                                           compression=compression, track_times=False)
+        pos, buf, nbuf = 0, [], 0
+
+        def flush(data, n):
+            nonlocal pos
+            if pos + n > n_rows:
+                raise ValueError(f"{names[0]}: more rows than the {n_rows} expected")
+            for name in names:
+                block = data[name][:n]
+                if specs[name][0] == "str":
+                    block = np.asarray(block).astype(str).astype(object)
+                dsets[name][pos:pos + n] = block
+            pos += n
+
+        for block in blocks:
+            missing = [n for n in names if n not in block]
+            if missing:
+                raise ValueError(f"{missing[0]}: missing from a block of rows")
+            lens = {len(block[n]) for n in names}
+            if len(lens) != 1:
+                raise ValueError("every dataset must get the same number of rows per block")
+            for name in names:
+                if tuple(np.shape(block[name])[1:]) != tuple(specs[name][1]):
+                    raise ValueError(f"{name}: rows shaped {tuple(np.shape(block[name])[1:])}, expected "
+                                     f"{tuple(specs[name][1])} (every batch must give the same per-region shape)")
+            buf.append(block)
+            nbuf += lens.pop()
+            while nbuf >= G:
+                data = {n: (np.concatenate([b[n] for b in buf]) if len(buf) > 1 else np.asarray(buf[0][n]))
+                        for n in names}
+                flush(data, G)
+                rest = nbuf - G
+                buf = [{n: data[n][G:] for n in names}] if rest else []
+                nbuf = rest
+        if nbuf:
+            data = {n: (np.concatenate([b[n] for b in buf]) if len(buf) > 1 else np.asarray(buf[0][n]))
+                    for n in names}
+            flush(data, nbuf)
+        if pos != n_rows:
+            raise ValueError(f"got {pos} rows, expected {n_rows}")
 
 
 def read_attrs(path):
@@ -184,16 +215,16 @@ def dataset_specs(path):
     return specs, (n or 0)
 
 
-def iter_rows(path, name, block_rows=None):
-    """Yield the rows of dataset ``name`` in blocks (strings as ``str``)."""
+def iter_blocks(path, step=None):
+    """Yield ``{name: rows}`` for all datasets of a file, ``step`` rows at a time."""
     import h5py
+    specs, n = dataset_specs(path)
+    step = step or block_rows(specs)
     with h5py.File(path, "r") as f:
-        d = f[name]
-        is_str = h5py.check_string_dtype(d.dtype) is not None
-        step = block_rows or (d.chunks[0] if d.chunks else 10000)
-        for s in range(0, d.shape[0], step):
-            block = d.asstr()[s:s + step] if is_str else d[s:s + step]
-            yield np.asarray(block, dtype=str) if is_str else block
+        str_names = {k for k in specs if specs[k][0] == "str"}
+        for s in range(0, n, step):
+            yield {k: (np.asarray(f[k].asstr()[s:s + step], dtype=str) if k in str_names else f[k][s:s + step])
+                   for k in specs}
 
 
 def load(path, names=None):

@@ -43,6 +43,8 @@ TABLE_SUFFIXES = (".tsv",)
 H5_SUFFIXES = (".h5", ".hdf5")
 SHARD_ATTRS = ("shard", "shard_range", "units_total")
 KILL_ENV = "KIPOI_TANGER_KILL_AFTER_BATCHES"   # testing hook: SIGKILL self after k committed batches
+GROUP_REGIONS = 1024      # predict-like ops: regions per op call and commit
+GROUP_BYTES = 16 << 20    # ... and at most this many bytes of inputs
 
 
 class RunResult(NamedTuple):
@@ -119,12 +121,20 @@ def _load_npy(spec, i):
 
 
 class Journal:
-    """Committed batches of an unfinished run, in ``<first output>.partial/``."""
+    """Committed batches of an unfinished run, in ``<first output>.partial/``.
+
+    One file per commit, ``b<k>_u<units>_r<rows>.npk``: a small JSON header
+    naming the arrays, then each array in ``.npy`` format. Files are written
+    under a temporary name and renamed, so a kill leaves whole commits only.
+    """
+
+    MAGIC = b"KTJ1"
 
     def __init__(self, path):
         self.path = path
         self.batches = []          # (file, units, rows)
         self.meta = None
+        self._specs = None
 
     @property
     def units(self):
@@ -160,7 +170,7 @@ class Journal:
             if f.startswith(".tmp-"):
                 os.remove(os.path.join(self.path, f))   # a write the kill interrupted
                 continue
-            m = re.fullmatch(r"b(\d{8})_u(\d+)_r(\d+)\.npz", f)
+            m = re.fullmatch(r"b(\d{8})_u(\d+)_r(\d+)\.npk", f)
             if m:
                 files.append((int(m.group(1)), f, int(m.group(2)), int(m.group(3))))
         files.sort()
@@ -171,32 +181,39 @@ class Journal:
 
     def commit(self, flat, units, rows):
         k = len(self.batches)
-        name = f"b{k:08d}_u{units}_r{rows}.npz"
+        name = f"b{k:08d}_u{units}_r{rows}.npk"
         tmp = os.path.join(self.path, f".tmp-{name}")
+        keys = list(flat)
+        header = json.dumps(keys).encode()
         with open(tmp, "wb") as fh:
-            np.savez(fh, **flat)
+            fh.write(self.MAGIC + len(header).to_bytes(4, "little") + header)
+            for k_ in keys:
+                np.lib.format.write_array(fh, np.ascontiguousarray(flat[k_]), allow_pickle=False)
         os.replace(tmp, os.path.join(self.path, name))
         self.batches.append((name, units, rows))
+        if self._specs is None and rows:
+            self._specs = {k_: h5io.row_spec(v) for k_, v in flat.items()}
+
+    def _read(self, fname):
+        with open(os.path.join(self.path, fname), "rb") as fh:
+            if fh.read(4) != self.MAGIC:
+                raise RunError(f"--resume: {fname} in {self.path} is not a journal file; pass --overwrite")
+            n = int.from_bytes(fh.read(4), "little")
+            keys = json.loads(fh.read(n))
+            return {k: np.lib.format.read_array(fh, allow_pickle=False) for k in keys}
 
     def specs(self):
-        if not self.batches:
-            return {}
-        with np.load(os.path.join(self.path, self.batches[0][0]), allow_pickle=False) as z:
-            return {k: h5io.row_spec(z[k]) for k in z.files}
-
-    def read(self, name):
-        for f, _, rows in self.batches:
-            if rows == 0:
-                continue
-            with np.load(os.path.join(self.path, f), allow_pickle=False) as z:
-                yield z[name]
+        if self._specs is None:
+            for f, _, rows in self.batches:
+                if rows:
+                    self._specs = {k: h5io.row_spec(v) for k, v in self._read(f).items()}
+                    break
+        return self._specs or {}
 
     def read_batches(self):
         for f, _, rows in self.batches:
-            if rows == 0:
-                continue
-            with np.load(os.path.join(self.path, f), allow_pickle=False) as z:
-                yield {k: z[k] for k in z.files}
+            if rows:
+                yield self._read(f)
 
     def remove(self):
         shutil.rmtree(self.path, ignore_errors=True)
@@ -609,7 +626,8 @@ def run(op, model, outputs, source="dir", dataloader=None, dataloader_source=Non
         example=False, batch_size=32, device=None, dtype=None, num_workers=0, keep_metadata=False,
         keep_inputs=False, resume=False, overwrite=False, shard=None, verbose=True, output=None,
         target=None, n_shuffles=20, random_state=None, hypothetical=False, return_references=False,
-        motif=None, start=None, inner_op=None, marginalize_op=None, args=None, pairwise=False):
+        motif=None, start=None, inner_op=None, marginalize_op=None, args=None, pairwise=False,
+        group_regions=GROUP_REGIONS):
     """Run ``op`` over a Kipoi model's dataloader and write ``outputs``.
 
     Parameters
@@ -658,6 +676,10 @@ def run(op, model, outputs, source="dir", dataloader=None, dataloader_source=Non
         product: ``.npy`` paths (or ``NAME=path``, or arrays) of extra inputs.
     pairwise : bool, default False
         product: pair the ``args`` row by row instead of the cartesian product.
+    group_regions : int, default 1024
+        predict and marginalize (predict) call the op and commit to the journal
+        once per this many regions (whole batches; at most 16 MiB of inputs);
+        other ops once per batch. A kill loses at most one group.
 
     Returns
     -------
@@ -669,6 +691,8 @@ def run(op, model, outputs, source="dir", dataloader=None, dataloader_source=Non
     if op not in OPS:
         raise RunError(f"unknown op {op!r}{_suggest_op(op)}; expected one of {', '.join(OPS)}")
     check_batch_size(batch_size)
+    if isinstance(group_regions, bool) or not isinstance(group_regions, int) or group_regions < 1:
+        raise RunError(f"group_regions: expected a positive integer, got {group_regions!r}")
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise RunError(f"--num_workers: expected a non-negative integer, got {num_workers!r}")
     inner = inner_op or "predict"
@@ -724,7 +748,7 @@ def run(op, model, outputs, source="dir", dataloader=None, dataloader_source=Non
 
     try:
         result = _execute(tgt, op, params, outputs, journal, dl_kwargs, shard, batch_size, device, dtype,
-                          num_workers, product_args, verbose, identity)
+                          num_workers, product_args, verbose, identity, group_regions)
     except BaseException:
         if not journal.batches:
             journal.remove()    # nothing to resume: do not leave a stale journal behind
@@ -748,7 +772,7 @@ def _suggest_op(op):
 
 
 def _execute(tgt, op, params, outputs, journal, dl_kwargs, shard, batch_size, device, dtype, num_workers,
-             product_args, verbose, identity):
+             product_args, verbose, identity, group_regions):
     from tqdm.auto import tqdm
 
     dl = tgt.make_dataloader(dl_kwargs)
@@ -772,14 +796,20 @@ def _execute(tgt, op, params, outputs, journal, dl_kwargs, shard, batch_size, de
     runner = _OpRunner(tgt, op, params, device, dtype, batch_size, product_args)
     kill_after = int(os.environ.get(KILL_ENV, "0") or 0)
     it = _batches(dl, mode, batch_size, num_workers, start + resumed, stop)
-    if num_workers == 0:
+    if num_workers == 0 and os.environ.get("KIPOI_TANGER_PREFETCH", "1") != "0":
         it = _prefetch(it)
     total = None if stop is None else stop - start
     unit = "region" if mode != "batches" else "batch"
     committed_here = 0
     bar = None
+    # predict-like ops run several dataloader batches per op call and commit:
+    # fewer per-call and per-commit costs. Only in "samples" mode, where every
+    # batch but the last has batch_size rows, so the forward passes see the same
+    # rows as batch-by-batch calls would.
+    groupable = mode == "samples" and (op == "predict" or (op == "marginalize" and params.get("inner_op") == "predict"))
+    limit = max(batch_size, (group_regions // batch_size) * batch_size) if groupable else 0
     try:
-        for batch, units in it:
+        for batch, units in _grouped(it, limit, GROUP_BYTES):
             items = tgt.input_items(batch["inputs"])
             flat = runner(items)
             rows = _n_rows(batch)
@@ -814,6 +844,33 @@ def _execute(tgt, op, params, outputs, journal, dl_kwargs, shard, batch_size, de
     _assemble(journal, outputs, attrs, n_rows)
     journal.remove()
     return RunResult(list(outputs), n_rows, len(journal.batches), resumed)
+
+
+def _nbytes(tree):
+    if isinstance(tree, dict):
+        return sum(_nbytes(v) for v in tree.values())
+    if isinstance(tree, (list, tuple)):
+        return sum(_nbytes(v) for v in tree)
+    return getattr(tree, "nbytes", 0)
+
+
+def _grouped(it, limit, max_bytes):
+    """Concatenate consecutive batches up to ``limit`` rows / ``max_bytes`` (0: no grouping)."""
+    if not limit:
+        yield from it
+        return
+    from kipoi_utils.data_utils import numpy_collate_concat
+    group, units, rows, size = [], 0, 0, 0
+    for batch, u in it:
+        group.append(batch)
+        units += u
+        rows += _n_rows(batch)
+        size += _nbytes(batch.get("inputs"))
+        if rows >= limit or size >= max_bytes:
+            yield (group[0] if len(group) == 1 else numpy_collate_concat(group)), units
+            group, units, rows, size = [], 0, 0, 0
+    if group:
+        yield (group[0] if len(group) == 1 else numpy_collate_concat(group)), units
 
 
 def _check_rows(flat, rows, journal):
@@ -867,7 +924,7 @@ def _assemble(journal, outputs, attrs, n_rows):
         if out.lower().endswith(TABLE_SUFFIXES):
             h5io.write_tsv(tmp, journal.read_batches())
         else:
-            h5io.write_h5(tmp, specs, n_rows, attrs, journal.read)
+            h5io.write_h5(tmp, specs, n_rows, attrs, journal.read_batches())
         tmp_paths.append((tmp, out))
     for tmp, out in tmp_paths:
         os.replace(tmp, out)
@@ -945,14 +1002,14 @@ def merge(shards, output, overwrite=False):
     attrs = dict(base)
     attrs["n_regions"] = n_rows
 
-    def read_blocks(name):
+    def blocks():
         for (_, _, s, _, _, n) in infos:
             if n:
-                yield from h5io.iter_rows(s, name)
+                yield from h5io.iter_blocks(s)
 
     tmp = os.path.join(d, f".{os.path.basename(output)}.merging-{os.getpid()}")
     try:
-        h5io.write_h5(tmp, specs, n_rows, attrs, read_blocks)
+        h5io.write_h5(tmp, specs, n_rows, attrs, blocks())
         os.replace(tmp, output)
     finally:
         if os.path.exists(tmp):

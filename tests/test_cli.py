@@ -89,8 +89,8 @@ def test_kill9_and_resume_via_cli(work, capsys):
     """kill -9 of the CLI process, then `--resume` gives the uninterrupted run's file."""
     root, dirs, home = work
     name = os.path.basename(dirs["la"])
-    args = ["marginalize", name, "--dataloader_args", _dla(dirs["la"]), "-o", "r.h5", "--motif", "GATAAG",
-            "--batch_size", "8", "-m", "-q"]
+    args = ["deeplift-shap", name, "--dataloader_args", _dla(dirs["la"]), "-o", "r.h5", "--n_shuffles", "2",
+            "--random_state", "9", "--batch_size", "8", "-m", "-q"]
     p = run_cli(args, root, home, env_extra={"KIPOI_TANGER_KILL_AFTER_BATCHES": "3"})
     assert p.returncode == -9
     assert not (root / "r.h5").exists() and (root / "r.h5.partial").is_dir()

@@ -54,7 +54,10 @@ def test_predict_matches_direct_and_kipoi_layout(dirs, tmp_path):
     out = str(tmp_path / "p.h5")
     res = run("predict", d, [out, str(tmp_path / "p.tsv")], dataloader_args=dl_args(d), batch_size=16,
               keep_metadata=True, keep_inputs=True, verbose=False)
-    assert res.n_regions == N and res.n_batches == 3
+    assert res.n_regions == N and res.n_batches == 1        # grouped: one op call and commit
+    res = run("predict", d, str(tmp_path / "g.h5"), dataloader_args=dl_args(d), batch_size=16,
+              keep_metadata=True, keep_inputs=True, verbose=False, group_regions=16)
+    assert res.n_batches == 3 and h5io.file_bytes_equal(out, str(tmp_path / "g.h5"))
     net = load_module(d, "TinyCNN", seq_len=L)
     x = _X(d)
     direct = predict(net, x, batch_size=16, device="cpu")
@@ -235,14 +238,31 @@ def test_failure_before_first_batch_leaves_nothing(dirs, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def _kill_run(out, d, k, extra=""):
+def _kill_run(out, d, k, op="deeplift-shap", extra=", n_shuffles=2"):
     code = (f"from kipoi_tanger.runner import run\n"
-            f"run('deeplift-shap', {d!r}, {out!r}, dataloader_args={dl_args(d)!r}, batch_size=8, n_shuffles=2,"
+            f"run({op!r}, {d!r}, {out!r}, dataloader_args={dl_args(d)!r}, batch_size=8,"
             f" keep_metadata=True, verbose=False{extra})\n")
     env = subprocess_env(os.environ["HOME"])
     env["KIPOI_TANGER_KILL_AFTER_BATCHES"] = str(k)
     return subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True,
                           timeout=300)
+
+
+def test_kill9_resume_predict_groups(dirs, tmp_path):
+    """predict commits groups of batches; a kill loses at most the group in flight."""
+    d = dirs["al1"]
+    out = str(tmp_path / "p.h5")
+    p = _kill_run(out, d, 1, op="predict", extra=", keep_inputs=True, group_regions=16")
+    assert p.returncode == -9, p.stderr
+    j = Journal(out + ".partial")
+    j.load()
+    assert [(u, r) for _, u, r in j.batches] == [(16, 16)]
+    kw = dict(dataloader_args=dl_args(d), batch_size=8, keep_metadata=True, keep_inputs=True, verbose=False)
+    res = run("predict", d, out, resume=True, group_regions=16, **kw)
+    assert res.resumed_units == 16 and res.n_batches == 3
+    full = str(tmp_path / "full.h5")
+    run("predict", d, full, **kw)
+    assert h5io.file_bytes_equal(full, out)
 
 
 def test_kill9_resume_equals_uninterrupted(dirs, tmp_path):
@@ -322,27 +342,30 @@ def test_stream_batches_skip_rows():
     assert list(got[0][0]["metadata"]["id"]) == ["6", "7"]
 
 
-def test_h5_writer_blocks_and_strings(tmp_path):
-    """write_h5 accepts any block sizes and gives identical files for identical rows."""
-    rows = np.random.RandomState(0).rand(103, 3).astype(np.float32)
-    ids = np.array([f"id{i}" for i in range(103)])
+def test_h5_writer_blocks_and_strings(tmp_path, monkeypatch):
+    """write_h5 accepts any cut of the rows and gives identical bytes for identical rows."""
+    n = 1003
+    rows = np.random.RandomState(0).rand(n, 300).astype(np.float32)
+    ids = np.array([f"id{i}" for i in range(n)])
     specs = {"x": h5io.row_spec(rows), "meta/id": h5io.row_spec(ids)}
+    monkeypatch.setattr(h5io, "BLOCK_BYTES", 64 << 10)    # several blocks and chunks for a small file
+    assert h5io.block_rows(specs) == 32
 
     def blocks(sizes):
-        def read(name):
-            arr = rows if name == "x" else ids
-            s = 0
-            for n in sizes:
-                yield arr[s:s + n]
-                s += n
-        return read
+        s = 0
+        for k in sizes:
+            yield {"x": rows[s:s + k], "meta/id": ids[s:s + k]}
+            s += k
 
     a, b = str(tmp_path / "a.h5"), str(tmp_path / "b.h5")
-    h5io.write_h5(a, specs, 103, {"op": "x", "parameters": {"k": 1}}, blocks([103]))
-    h5io.write_h5(b, specs, 103, {"op": "x", "parameters": {"k": 1}}, blocks([1, 50, 2, 50]))
+    h5io.write_h5(a, specs, n, {"op": "x", "parameters": {"k": 1}}, blocks([n]))
+    h5io.write_h5(b, specs, n, {"op": "x", "parameters": {"k": 1}}, blocks([1, 500, 2, 7, 493]))
     assert h5io.file_bytes_equal(a, b)
     got = h5io.load(a)
     assert np.array_equal(got["x"], rows) and list(got["meta/id"]) == list(ids)
     assert h5io.read_attrs(a)["parameters"] == {"k": 1}
-    with pytest.raises(ValueError, match="got 100 rows, expected 103"):
-        h5io.write_h5(str(tmp_path / "c.h5"), specs, 103, {}, blocks([100]))
+    c = str(tmp_path / "c.h5")
+    h5io.write_h5(c, specs, n, {"op": "x", "parameters": {"k": 1}}, h5io.iter_blocks(a, step=77))
+    assert h5io.file_bytes_equal(a, c)
+    with pytest.raises(ValueError, match="got 100 rows, expected 1003"):
+        h5io.write_h5(str(tmp_path / "d.h5"), specs, n, {}, blocks([100]))
