@@ -316,10 +316,13 @@ class _UserRule:
 
     def __init__(self, module, rule, out, inputs, m, eidx, grad_mask):
         self.module, self.rule, self.out = module, rule, out
-        self.inputs, self.m, self.eidx, self.grad_mask = inputs, m, eidx, grad_mask
+        # Copies: the model may modify these tensors in place after the hook.
+        self.saved_out = out.clone()
+        self.inputs = [t.clone() if isinstance(t, torch.Tensor) else t for t in inputs]
+        self.m, self.eidx, self.grad_mask = m, eidx, grad_mask
 
     def _double(self, t):
-        if isinstance(t, torch.Tensor) and t.shape[:1] == self.out.shape[:1]:
+        if isinstance(t, torch.Tensor) and t.shape[:1] == self.saved_out.shape[:1]:
             return torch.cat([t[:self.m].index_select(0, self.eidx), t[self.m:]])
         return t
 
@@ -338,12 +341,14 @@ class _UserRule:
         it = iter(grads)
         grad_input = tuple(next(it) if k else None for k in self.grad_mask)
         module = self.module
+        saved = {k: module.__dict__[k] for k in ('input', 'output') if k in module.__dict__}
         module.input = leaves[0].detach()
-        module.output = self._double(self.out)
+        module.output = self._double(self.saved_out)
         try:
             result = self.rule(module, grad_input, (g2,))
         finally:
             del module.input, module.output
+            module.__dict__.update(saved)  # the module's own attributes of these names
         if isinstance(result, torch.Tensor):
             result = (result,)
         n = g.shape[0] - m
@@ -478,3 +483,107 @@ class Session:
         detached = [t.detach() if isinstance(t, torch.Tensor) else t for t in inputs]
         state = _UserRule(module, rule, out, detached, m, self.eidx, grad_mask)
         return _RuleFn.apply(state, *[t for t, k in zip(inputs, grad_mask) if k])
+
+
+# --------------------------------------------------------------------------
+# Dead-branch pruning. A count-only wrapper around a profile model still runs
+# the profile head on every row although nothing of it reaches the output.
+# --------------------------------------------------------------------------
+
+_INPLACE_OPERATORS = {'iadd', 'isub', 'imul', 'itruediv', 'ifloordiv', 'imod', 'ipow', 'iand', 'ior',
+                      'ixor', 'ilshift', 'irshift', 'imatmul', 'setitem', 'delitem'}
+
+
+def _has_hooks(module):
+    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
+                or getattr(module, '_backward_pre_hooks', None))
+
+
+def _is_impure(node, root):
+    """Whether a traced node may act beyond its return value (keep it and its inputs)."""
+    if node.op in ('placeholder', 'output'):
+        return True
+    if node.op == 'call_module':
+        mod = root.get_submodule(node.target)
+        return (getattr(mod, '_is_impure', False) or getattr(mod, 'inplace', False) is True
+                or _has_hooks(mod))
+    if node.kwargs.get('out') is not None or node.kwargs.get('inplace') is True:
+        return True
+    if node.op == 'call_method':
+        name = str(node.target)
+        return name.endswith('_') or name.startswith('__set') or name.startswith('__del')
+    if node.op == 'call_function':
+        name = getattr(node.target, '__name__', '')
+        if name.endswith('_') or (getattr(node.target, '__module__', None) in ('_operator', 'operator')
+                                  and name in _INPLACE_OPERATORS):
+            return True
+        try:
+            return node.is_impure()
+        except Exception:
+            return True
+    return False
+
+
+def prune_dead_branches(model, n_args, leaves):
+    """``model(X, *args)`` without the modules whose results cannot reach its output.
+
+    The forward is traced with ``torch.fx`` (ruled modules stay opaque, so
+    their hooks still fire) and every node that neither feeds the output nor
+    may have side effects is dropped. Returns a ``GraphModule`` sharing the
+    model's modules, or None when nothing costly would be dropped, when the
+    forward cannot be traced, or when hooks on traced-through modules would
+    be lost. The caller must check the result against the eager model.
+    """
+    try:
+        import torch.fx as fx
+    except ImportError:  # pragma: no cover - fx ships with torch >= 1.8
+        return None
+    from torch.nn.modules import module as _module
+    if _module._global_forward_hooks or _module._global_forward_pre_hooks:
+        return None
+    leaves = set(leaves)
+
+    class Tracer(fx.Tracer):
+        def is_leaf_module(self, m, qualname):
+            return m in leaves or super().is_leaf_module(m, qualname)
+
+    names = ''.join(f', a{i}' for i in range(n_args))
+    namespace = {}
+    exec(f"def forward(self, X{names}):\n    return self.model(X{names})\n", namespace)
+    call = type('_Call', (torch.nn.Module,), {'forward': namespace['forward']})()
+    call.model = model
+    tracer = Tracer()
+    try:
+        graph = tracer.trace(call)
+    except Exception:
+        return None
+    root = call
+    # Hooks on modules the tracer stepped into would not run in the graph.
+    traced_into = [m for name, m in model.named_modules()
+                   if m not in leaves and not tracer.is_leaf_module(m, name)]
+    if any(_has_hooks(m) for m in traced_into):
+        return None
+    keep = set()
+    for node in graph.nodes:
+        if _is_impure(node, root):
+            stack = [node]
+            while stack:
+                n = stack.pop()
+                if n not in keep:
+                    keep.add(n)
+                    stack.extend(n.all_input_nodes)
+    dead = [n for n in graph.nodes if n not in keep]
+    if not any(n.op == 'call_module' for n in dead):
+        return None
+    for n in reversed(dead):
+        graph.erase_node(n)
+    return fx.GraphModule(root, graph, class_name='PrunedForward')
+
+
+def same_outputs(a, b):
+    """Bitwise equality of two model outputs (tensors or nested tuples/lists)."""
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b))
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(same_outputs(x, y) for x, y in zip(a, b))
+    return False

@@ -20,7 +20,7 @@ import torch
 from ._base import (autocast, check_args, check_batch_size, check_X, model_on, resolve_device,
                     resolve_dtype)
 from ._deeplift_rules import (BUILTIN_RULES, Session, build_rules, maxpool_rule,  # noqa: F401
-                              rescale_rule, softmax_rule)
+                              prune_dead_branches, rescale_rule, same_outputs, softmax_rule)
 
 __all__ = ['deep_lift_shap', 'hypothetical_attributions', 'captum_deep_lift_shap',
            '_captum_deep_lift_shap', 'AttributionReferencesResult', 'dinucleotide_shuffle',
@@ -260,6 +260,9 @@ def deep_lift_shap(model, X, args=None, target=0, batch_size=32, references=dinu
                 Xx = X[e0:e1].to(device).to(dtype)
                 ax = tuple(_cast_arg(a[e0:e1], device, dtype) for a in args) if args else ()
 
+                if start == 0:
+                    forward = _pruned_forward(model, session, Xx, ax, device, dtype)
+
                 # One pass over the distinct examples followed by one row per
                 # pair; the hooks apply the rules and only the reference rows
                 # are back-propagated.
@@ -268,7 +271,7 @@ def deep_lift_shap(model, X, args=None, target=0, batch_size=32, references=dinu
                 ar = tuple(torch.cat([a, a.index_select(0, eidx)]) for a in ax)
                 session.batch(m, groups, eidx)
                 with torch.enable_grad(), autocast(device, dtype, model):
-                    y = _squeeze_output(model(torch.cat([Xx, R]), *ar), caller)
+                    y = _squeeze_output(forward(torch.cat([Xx, R]), *ar), caller)
                     if start == 0:
                         target = _check_target(target, y.shape[1])
                     y = y[:, target]
@@ -320,6 +323,18 @@ def deep_lift_shap(model, X, args=None, target=0, batch_size=32, references=dinu
     if return_references:
         return AttributionReferencesResult(result, refs_out)
     return result
+
+
+def _pruned_forward(model, session, Xx, ax, device, dtype):
+    """The model without branches that cannot reach its output, if that is
+    provably the same function (traced, and bitwise equal on ``Xx``)."""
+    pruned = prune_dead_branches(model, len(ax), [m for _, m, _ in session.entries])
+    if pruned is None:
+        return model
+    with torch.no_grad(), autocast(device, dtype, model):
+        if same_outputs(pruned(Xx, *ax), model(Xx, *ax)):
+            return pruned
+    return model
 
 
 def _warn_deltas(deltas, diffs, warning_threshold, caller):

@@ -561,3 +561,59 @@ def test_hypothetical_attributions_matches_tangermeme():
         hypothetical_attributions(mult, (X,), (refs,))
     with pytest.raises(ValueError, match='shape'):
         hypothetical_attributions((mult,), (X[:, :, :3],), (refs,))
+
+
+def test_dead_branches_are_pruned_only_when_equivalent():
+    from kipoi_tanger._deeplift_rules import prune_dead_branches
+    torch.manual_seed(20)
+    bp = BPNetLike(n_filters=8, n_layers=2, in_len=100, out_len=20)
+    model = CountsOnly(bp).eval()
+    X, refs = data(3, 100, 3)
+    alpha, beta = torch.randn(3, 1), torch.randn(3, 1)
+    for args in ((), (alpha, beta)):
+        gm = prune_dead_branches(model, len(args), [])
+        assert gm is not None and 'fconv' not in gm.code and 'rconvs' in gm.code
+        assert torch.equal(gm(X, *args), model(X, *args))
+    assert prune_dead_branches(SmallCNN(length=40), 0, []) is None  # nothing to drop
+    assert prune_dead_branches(GRUNet(), 0, []) is None
+
+    # A hook on the dead head keeps it: it still fires during deep_lift_shap.
+    calls = []
+    handle = bp.fconv.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        assert prune_dead_branches(model, 0, []) is None
+        hooked = deep_lift_shap(model, X, references=refs, device='cpu')
+    finally:
+        handle.remove()
+    assert calls
+    close(deep_lift_shap(model, X, references=refs, device='cpu'), hooked, 0)
+
+
+def test_pruning_falls_back_when_tracing_changes_the_function():
+    class Aliased(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = torch.nn.Conv1d(4, 4, 3, padding=1)
+            self.relu = torch.nn.ReLU()
+            self.head = torch.nn.Conv1d(4, 4, 3, padding=1)
+            self.fc = torch.nn.Linear(4, 1)
+
+        def forward(self, X):
+            h = self.c(X)
+            a = h
+            h += self.head(X)  # mutates a in eager; fx records an out-of-place add
+            return self.fc(self.relu(a).mean(-1))
+
+    from kipoi_tanger._deeplift_rules import prune_dead_branches
+    torch.manual_seed(21)
+    model = Aliased().eval()
+    X, refs = data(3, 30, 4)
+    gm = prune_dead_branches(model, 0, [])
+    assert gm is not None and not torch.equal(gm(X), model(X))
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)
+        attr = deep_lift_shap(model, X, references=refs, device='cpu')
+    fx_, fr = predict_pairs(model, X, refs)
+    ok = (attr.sum(dim=(1, 2)) - (fx_ - fr.mean(1))).abs().max()
+    wrong = (attr.sum(dim=(1, 2)) - (gm(X).squeeze(1) - fr.mean(1))).abs().max()
+    assert ok < 1e-5 < wrong  # explained the eager model, not the traced one
