@@ -5,7 +5,8 @@ dir (written here into a temporary directory: FASTA + BED, a per-region
 pyfaidx dataloader like most zoo models, a PyTorch model with a state_dict)
 and write the same HDF5 file. We record wall time (median of the repeats,
 start-up included) and each process's peak RSS (``wait4``), and check that
-both files hold identical predictions.
+both files hold identical predictions. CPU time (user + sys of the process)
+is recorded too: on a shared machine it is steadier than wall time.
 
 Two models:
 
@@ -13,6 +14,9 @@ Two models:
   layers, 164 outputs) on ``(4, 600, 1)`` inputs: compute-bound;
 * ``deepbind``: a DeepBind-sized conv net on ``(101, 4)`` inputs: the
   per-region dataloader and per-batch overheads dominate.
+
+A third column runs ``kipoi-tanger predict --threads 1`` (torch's intra-op
+threads spin and lose badly on a busy 2-core CPU).
 
 Run: ``.venv/bin/python benchmarks/bench_kipoi_predict.py [--quick]``
 → ``benchmarks/results/kipoi_predict.json``.
@@ -161,21 +165,21 @@ def write_genome(path, seed=0):
 
 
 def timed(cmd, cwd, env):
-    """Run ``cmd``; return (wall seconds, peak RSS MiB, returncode, stderr tail)."""
+    """Run ``cmd``; return (wall s, CPU s (user+sys), peak RSS MiB, returncode, stderr tail)."""
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     err = p.stderr.read()
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
-    return wall, ru.ru_maxrss / 1024, p.returncode, err[-2000:]
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, p.returncode, err[-2000:]
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--n_basset", type=int, default=768)
-    ap.add_argument("--n_deepbind", type=int, default=20000)
+    ap.add_argument("--n_basset", type=int, default=384)
+    ap.add_argument("--n_deepbind", type=int, default=8192)
     ap.add_argument("--quick", action="store_true", help="1 repeat, small N (smoke test)")
     ap.add_argument("--out", default=RESULTS)
     a = ap.parse_args(argv)
@@ -204,10 +208,12 @@ def main(argv=None):
             d, bed, n_params = write_model(root, name, cfg, n)
             dla = json.dumps({"intervals_file": bed, "fasta_file": fasta, "seq_len": cfg["seq_len"],
                               "layout": cfg["layout"]})
-            runs = {"kipoi": [], "kipoi_tanger": []}
-            rss = {"kipoi": [], "kipoi_tanger": []}
+            tools = ("kipoi", "kipoi_tanger", "kipoi_tanger_threads1")
+            runs = {t: [] for t in tools}
+            cpu = {t: [] for t in tools}
+            rss = {t: [] for t in tools}
             for r in range(a.repeats):
-                for tool in (("kipoi", "kipoi_tanger") if r % 2 == 0 else ("kipoi_tanger", "kipoi")):
+                for tool in (tools if r % 2 == 0 else tools[::-1]):
                     out = os.path.join(root, f"{name}-{tool}.h5")
                     if os.path.exists(out):
                         os.remove(out)
@@ -217,28 +223,36 @@ def main(argv=None):
                     else:
                         cmd = [os.path.join(BIN, "kipoi-tanger"), "predict", d, "--dataloader_args", dla,
                                "-o", out, "-q", "--device", "cpu"]
-                    wall, peak, rc, err = timed(cmd, root, env)
+                        if tool.endswith("threads1"):
+                            cmd += ["--threads", "1"]
+                    wall, cpus, peak, rc, err = timed(cmd, root, env)
                     if rc != 0:
                         raise SystemExit(f"{tool} failed ({rc}):\n{err}")
                     runs[tool].append(round(wall, 3))
+                    cpu[tool].append(round(cpus, 3))
                     rss[tool].append(round(peak, 1))
-                    print(f"{name:7s} {tool:13s} run {r + 1}: {wall:7.2f} s  peak RSS {peak:7.1f} MiB", flush=True)
+                    print(f"{name:8s} {tool:22s} run {r + 1}: wall {wall:7.2f} s  CPU {cpus:7.2f} s  "
+                          f"peak RSS {peak:7.1f} MiB  (load {os.getloadavg()[0]:.1f})", flush=True)
             with h5py.File(os.path.join(root, f"{name}-kipoi.h5")) as fk, \
                     h5py.File(os.path.join(root, f"{name}-kipoi_tanger.h5")) as ft:
                 pk, pt = fk["preds"][:], ft["preds"][:]
             med = {k: statistics.median(v) for k, v in runs.items()}
+            med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
             results["configs"][name] = {
                 "n_regions": n, "seq_len": cfg["seq_len"], "input_shape": cfg["shape"], "n_params": n_params,
-                "batch_size": 32, "wall_s": runs, "median_wall_s": med,
+                "batch_size": 32, "wall_s": runs, "median_wall_s": med, "cpu_s": cpu, "median_cpu_s": med_cpu,
+                "speedup_median_cpu": round(med_cpu["kipoi"] / med_cpu["kipoi_tanger"], 3),
                 "speedup_median": round(med["kipoi"] / med["kipoi_tanger"], 3),
+                "speedup_median_threads1": round(med["kipoi"] / med["kipoi_tanger_threads1"], 3),
                 "regions_per_s": {k: round(n / v, 1) for k, v in med.items()},
                 "peak_rss_mib": {k: max(v) for k, v in rss.items()},
                 "preds_identical": bool(np.array_equal(pk, pt)),
                 "preds_max_abs_diff": float(np.abs(pk - pt).max()),
             }
-            print(f"{name}: kipoi {med['kipoi']:.2f} s, kipoi-tanger {med['kipoi_tanger']:.2f} s, "
-                  f"speedup {results['configs'][name]['speedup_median']:.2f}x, identical preds: "
-                  f"{results['configs'][name]['preds_identical']}", flush=True)
+            print(f"{name}: kipoi {med['kipoi']:.2f} s, kipoi-tanger {med['kipoi_tanger']:.2f} s "
+                  f"({results['configs'][name]['speedup_median']:.2f}x), with --threads 1 "
+                  f"{med['kipoi_tanger_threads1']:.2f} s ({results['configs'][name]['speedup_median_threads1']:.2f}x); "
+                  f"identical preds: {results['configs'][name]['preds_identical']}", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     results["load_average_end"] = os.getloadavg()

@@ -102,6 +102,8 @@ def add_run_arguments(p, output_alias=True):
     p.add_argument("--dtype", default=None, help="compute dtype, e.g. bfloat16 (default: the model's)")
     p.add_argument("-n", "--num_workers", type=int, default=0,
                    help="dataloader worker processes (default 0: a background thread loads ahead)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice); 1 often wins on busy or shared CPUs")
     p.add_argument("-m", "--keep_metadata", action="store_true", help="also write metadata/... (region ranges)")
     p.add_argument("-k", "--keep_inputs", action="store_true", help="also write the model inputs (and targets)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT.partial/")
@@ -136,6 +138,11 @@ def _run_kwargs(a):
             raise CLIError(f"--dataloader_args: {e}") from None
         if not isinstance(dl_args, dict):
             raise CLIError(f"--dataloader_args: expected a JSON object or key=value pairs, got {dl_args!r}")
+    if a.threads is not None:
+        if a.threads < 1:
+            raise CLIError(f"--threads: expected a positive integer, got {a.threads}")
+        import torch
+        torch.set_num_threads(a.threads)
     return dict(source=a.source, dataloader=a.dataloader, dataloader_source=a.dataloader_source,
                 dataloader_args=dl_args, example=a.example, batch_size=a.batch_size, device=a.device,
                 dtype=a.dtype, num_workers=a.num_workers, keep_metadata=a.keep_metadata,

@@ -613,6 +613,11 @@ def _product_args(target, specs, pairwise):
     lens = [len(a) for _, a in loaded]
     if pairwise and len(set(lens)) > 1:
         raise RunError(f"--args: --pairwise pairs the files row by row, but their lengths differ ({lens})")
+    # a declared extra input that is also a schema input (provided by the dataloader
+    # otherwise) takes that input's place in the call; the others are extra arguments
+    schema_key = {n: k for n, k in zip(spec.input_names, spec.input_keys)}
+    keys = [schema_key.get(k, k) if isinstance(k, str) else k for k in keys]
+    keyword = [k for k in keyword if k not in schema_key]
     for (_, a), k in zip(loaded, keys):
         out.append((k, torch.from_numpy(np.ascontiguousarray(a))))
     return out, keyword

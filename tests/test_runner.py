@@ -194,6 +194,25 @@ def test_product_matches_direct(dirs, tmp_path):
     assert np.allclose(h5io.load(out4)["attributions"], direct.numpy(), atol=1e-6)
 
 
+def test_product_replaces_dataloader_inputs(tmp_path):
+    """A schema input the dataloader provides (dict inputs) can be crossed from --args instead."""
+    d = make_model_dir(tmp_path, "rn_two", arch="TwoInput", layout="LA", extra="cell",
+                       tanger={"extra_inputs": ["cell"]})
+    cells = np.array([[1, 0, 0.5], [0, 1, 0.5]], dtype=np.float32)
+    np.save(tmp_path / "cell.npy", cells)
+    out = str(tmp_path / "p.h5")
+    run("product", d, out, dataloader_args=dl_args(d), args=[str(tmp_path / "cell.npy")], verbose=False)
+    net = load_module(d, "TwoInput", seq_len=L)
+    seq = torch.as_tensor(load_inputs(d)["inputs"]["seq"])
+    direct = apply_product(predict, net, seq, [torch.as_tensor(cells)], device="cpu")
+    assert np.allclose(h5io.load(out)["preds"], direct.numpy(), atol=1e-6)
+    # without --args for it, the dataloader's own cell input is used by predict
+    run("predict", d, str(tmp_path / "q.h5"), dataloader_args=dl_args(d), verbose=False)
+    cell = torch.as_tensor(load_inputs(d)["inputs"]["cell"])
+    with torch.no_grad():
+        assert np.allclose(h5io.load(str(tmp_path / "q.h5"))["preds"], net(seq, cell).numpy(), atol=1e-6)
+
+
 def test_product_bad_args(dirs, tmp_path):
     d = dirs["fd"]
     np.save(tmp_path / "a.npy", np.zeros((3, 1), np.float32))
