@@ -23,7 +23,9 @@ Altschul–Erickson / Kandel et al. construction behind uShuffle:
 The walk is a loop over positions, vectorised over a group of ``N * n``
 walks; the group's exit lists and characters live in its own output bytes
 until they are expanded to one-hot, so memory stays at the output plus a few
-MiB of buffers.
+MiB of buffers. When numba is importable the same walk runs as a compiled
+loop over the same sorted keys (identical shuffles, several times faster);
+``KIPOI_TANGER_NUMBA=0`` turns that off.
 """
 import functools
 import itertools
@@ -44,6 +46,8 @@ _GROUP_WALKS = 4096
 # Enumerate arborescences up to this many characters (6^5 candidate parent maps).
 _MAX_ENUMERATED = 6
 _LITTLE = sys.byteorder == 'little'
+# Positions (walks x window) from which a call loads numba for the walk.
+_NUMBA_MIN_WORK = 8 << 20
 
 
 def _check_tensor(X, name='X'):
@@ -388,8 +392,9 @@ def _draw_keys(bitgen, count, E, template, rmask, out):
 
 
 def _exact_row(bitgen, template, reserved, nbits):
-    """A tie-free sorted key row from 64-bit keys (the rare fallback when two
-    32-bit keys of one character tie, which would break uniformity)."""
+    """One walk's sorted exit destinations from tie-free 64-bit keys: the rare
+    fallback when two 32-bit keys of one character tie (a tie would be broken
+    by the destination, not at random)."""
     E = len(template)
     top, rbits = 64 - nbits, 64 - 2 * nbits
     t64 = ((template >> numpy.uint32(32 - nbits)).astype(numpy.uint64) << numpy.uint64(top)) \
@@ -410,13 +415,15 @@ def _transpose_into(dst, src):
         dst[:, r0:r0 + 64] = src[r0:r0 + 64].T
 
 
-def _dinucleotide_walks(codes, n, bitgens, seeds, parents, stats, K, nbits, exits, walk, cw):
+def _dinucleotide_walks(codes, n, bitgens, seeds, parents, stats, K, nbits, exits, walk, cw,
+                        kernel):
     """Walk ``n`` uniform dinucleotide shuffles of each row of ``codes`` (S, R)
     into ``cw`` (S * n, >= R), walk-major.
 
     ``exits`` (S * n, R - 1) and ``walk`` (R, S * n) are scratch for the numpy
     walk (sorted exit lists, and the characters step-major); the compiled walk
-    reads the sorted keys directly and needs neither.
+    reads the sorted keys directly and needs neither. ``kernel`` is the
+    compiled walk or None.
     """
     S, R = codes.shape
     W, E = S * n, R - 1
@@ -426,7 +433,6 @@ def _dinucleotide_walks(codes, n, bitgens, seeds, parents, stats, K, nbits, exit
     if E == 0:
         cw[:W, 0] = first
         return
-    kernel = _numba_walk()
     # off[w, c]: where the exits of character c start in walk w's sorted row.
     off = numpy.zeros((S, K), dtype=numpy.int64)
     numpy.cumsum(out_degree[:, :-1], axis=1, out=off[:, 1:])
@@ -499,18 +505,26 @@ def _dinucleotide_walks(codes, n, bitgens, seeds, parents, stats, K, nbits, exit
     _transpose_into(cw[:W, :R], walk)
 
 
+def _compiled_walk(work):
+    """The compiled walk for a call that walks ``work`` positions, or None for
+    the numpy loop. Loading numba costs about a second, so small calls use it
+    only once it is loaded."""
+    if os.environ.get('KIPOI_TANGER_NUMBA', '1') == '0':
+        return None
+    if work < _NUMBA_MIN_WORK and not _numba_walk.cache_info().currsize:
+        return None
+    return _numba_walk()
+
+
 @functools.lru_cache(maxsize=None)
 def _numba_walk():
-    """The walk as a compiled loop when numba is installed: the same shuffles as
-    the numpy loop, several times faster. None without numba or when the
-    environment variable KIPOI_TANGER_NUMBA is 0.
+    """The walk as a compiled loop when numba is installed (None otherwise): the
+    same shuffles as the numpy loop, several times faster.
 
     ``walk(rows, off, first, K, mask, check_ties, out, ties)`` reads each sorted
     row (``& mask`` gives the destination); with ``check_ties`` a row whose
     adjacent keys tie is flagged in ``ties`` and not walked.
     """
-    if os.environ.get('KIPOI_TANGER_NUMBA', '1') == '0':
-        return None
     try:
         import numba
     except ImportError:
@@ -624,14 +638,13 @@ def dinucleotide_shuffle(X, start=0, end=-1, n=20, random_state=None, allow_N=Fa
     Xc = X.detach().cpu()
     Xn = Xc.numpy() if out_np is not None else None
     alphabet = numpy.arange(A, dtype=numpy.uint8)[None, :, None]
+    kernel = _compiled_walk(N * n * R)
 
     # Groups of whole sequences: their walks keep the exit lists and characters
     # in the group's own output bytes until the one-hot expansion.
     group = max(1, _GROUP_WALKS // n)
     Wg = min(group, N) * n
-    # Walk-major characters, rows padded to whole 8-byte words for fast comparisons.
-    R8 = -(-R // 8) * 8
-    cw = numpy.zeros((Wg, R8), dtype=numpy.uint8)
+    cw = numpy.empty((Wg, R), dtype=numpy.uint8)  # walk-major characters
     one_byte = out_np is not None and out_np.dtype.itemsize == 1
     own = B >= 2 * R
     if not own:  # one character in a 1-byte dtype: no room in the output
@@ -646,13 +659,14 @@ def dinucleotide_shuffle(X, start=0, end=-1, n=20, random_state=None, allow_N=Fa
         walk = region[W * (R - 1):W * (2 * R - 1)].reshape(R, W)
         sub = {s - s0: bitgens[s] for s in range(s0, s1)}
         _dinucleotide_walks(codes[s0:s1], n, sub, seeds[s0:s1], parents[w0:w1],
-                            (stats[0][s0:s1], stats[1][s0:s1]), K, nbits, exits, walk, cw)
-        c = cw[:W, :R]
+                            (stats[0][s0:s1], stats[1][s0:s1]), K, nbits, exits, walk, cw,
+                            kernel)
+        c = cw[:W]
 
         if n > 1:
             # The ends never move, so identical interiors mean identical rows.
-            words = cw[:W].view(numpy.uint64).reshape(s1 - s0, n, R8 // 8)
-            if not (words[:, 1:] != words[:, :1]).any(axis=(1, 2)).all():
+            rows = c.reshape(s1 - s0, n, R)
+            if not (rows[:, 1:] != rows[:, :1]).any(axis=(1, 2)).all():
                 raise ValueError("All dinucleotide shuffles yield identical sequences, "
                                  "potentially due to a lack of diversity in sequence (e.g. one "
                                  "with a single Eulerian path such as ACGTACGT)")
