@@ -605,7 +605,6 @@ def _one_line(e):
 
 
 def _import_kipoi():
-    import logging
     import kipoi  # noqa: F401
     from ._compat import patch_kipoi_writers
     patch_kipoi_writers()

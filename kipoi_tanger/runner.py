@@ -17,6 +17,9 @@ renamed into place. Hence:
   edges fall on batch edges, so every batch is the batch a single run would
   see) and :func:`merge` joins the shard files into exactly the single-run file.
 
+Batches are loaded one ahead in a background thread when ``num_workers=0``
+(``KIPOI_TANGER_PREFETCH=0`` turns that off).
+
 Seeds: deeplift-shap uses tangermeme's contract ("reference k of every example
 is drawn with seed ``random_state + k``"), so references depend on the region
 only, never on its batch or shard. Without ``random_state`` a seed is drawn

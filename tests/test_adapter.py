@@ -233,6 +233,16 @@ def test_dataloader_args_validation(dirs):
         t.make_dataloader({"intervals_file": "/nonexistent.bed", "fasta_file": ex["fasta_file"]})
 
 
+def test_dataloader_override(dirs):
+    """--dataloader: a dataloader dir instead of the model's default."""
+    t = load(dirs["la"], dataloader=dirs["la"])
+    assert t.dataloader_name == dirs["la"] and t.Dl.__name__.endswith("SeqDataset")
+    dl = t.make_dataloader(t.dataloader_args(dl_args(dirs["la"])))
+    assert len(dl) == 40
+    with pytest.raises(AdapterError, match="--dataloader /nonexistent"):
+        load(dirs["la"], dataloader="/nonexistent", dataloader_source="dir")
+
+
 def test_not_a_pytorch_model(tmp_path):
     d = tmp_path / "sk"
     d.mkdir()
