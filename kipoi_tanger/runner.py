@@ -40,7 +40,7 @@ import numpy as np
 
 from . import __version__
 from . import h5io
-from .adapter import AdapterError, OPS, _one_line
+from .adapter import OPS, _one_line
 
 TABLE_SUFFIXES = (".tsv",)
 H5_SUFFIXES = (".h5", ".hdf5")

@@ -1,5 +1,4 @@
 """kipoi_tanger.adapter: layouts, the tanger section, inference from the schema, wrappers."""
-import numpy as np
 import pytest
 import torch
 
