@@ -34,6 +34,7 @@ OPS = ("predict", "deeplift-shap", "marginalize", "product")
 SECTION_KEYS = ("sequence_input", "layout", "alphabet", "output", "reduce", "extra_inputs", "ops")
 REDUCE_OPS = ("sum", "mean")
 DNA = ("A", "C", "G", "T")
+NO_SEQUENCE = "no input has special_type DNASeq, or an alphabet axis besides a length axis"
 
 
 class AdapterError(ValueError):
@@ -267,6 +268,11 @@ class TangerSpec:
         return self.input_names[self.input_keys.index(self.sequence_input)]
 
     @property
+    def no_sequence_input(self):
+        """True when no input looks like a sequence at all (not merely ambiguous)."""
+        return self.provenance.get("sequence_input") == NO_SEQUENCE
+
+    @property
     def output_name(self):
         if self.output is None:
             return None
@@ -276,6 +282,7 @@ class TangerSpec:
     def to_dict(self):
         return {
             "sequence_input": self.sequence_name,
+            "no_sequence_input": self.no_sequence_input,
             "layout": None if self.layout is None else str(self.layout),
             "alphabet": list(self.alphabet),
             "output": self.output_name,
@@ -357,13 +364,19 @@ def resolve_spec(schema, section, where="model.yaml"):
         prov["sequence_input"] = "declared"
     else:
         dna = [k for k, s in zip(keys, schemas) if _special_type(s) == "DNASeq"]
-        four = [k for k, sh in zip(keys, shapes) if sh is not None and A in sh]
+        # a sequence has a length axis besides the alphabet: a (4,) feature vector is not one
+        four = [k for k, sh in zip(keys, shapes) if sh is not None and len(sh) >= 2 and A in sh]
         if len(dna) == 1:
             spec.sequence_input, prov["sequence_input"] = dna[0], "inferred: the only input with special_type DNASeq"
         elif len(keys) == 1 and (dna or four):
             spec.sequence_input, prov["sequence_input"] = keys[0], f"inferred: the only input (shape has an axis of size {A})"
         elif len(four) == 1:
             spec.sequence_input, prov["sequence_input"] = four[0], f"inferred: the only input with an axis of size {A}"
+        elif not dna and not four:
+            prov["sequence_input"] = NO_SEQUENCE
+            problems["sequence_input"] = (f"the model has no sequence input (no input has special_type DNASeq, "
+                                          f"or two or more axes one of which has size {A}); declare "
+                                          f"sequence_input and layout under postprocessing: tanger")
         else:
             prov["sequence_input"] = "unknown"
             problems["sequence_input"] = (f"cannot tell which input is the sequence ({len(dna)} DNASeq inputs, "
@@ -393,7 +406,7 @@ def resolve_spec(schema, section, where="model.yaml"):
             spec.layout = layout
             prov["layout"] = f"inferred from the schema shape {_fmt_shape(seq_shape)}"
     else:
-        prov["layout"] = "unknown"
+        prov["layout"] = "no sequence input" if prov["sequence_input"] == NO_SEQUENCE else "unknown"
 
     # outputs
     tcall, tkeys, tnames, tschemas = _schema_entries(getattr(schema, "targets", None))
@@ -591,6 +604,52 @@ def _adapted_module_class():
 # loading
 
 
+def _resolve_example_path(value, base):
+    if not value or os.path.isabs(value):
+        return value
+    whole = os.path.join(base, value)
+    if os.path.exists(whole):
+        return os.path.abspath(whole)
+    if "," in value:
+        parts = [p.strip() for p in value.split(",")]
+        if all(parts) and all(os.path.exists(os.path.join(base, p)) for p in parts):
+            return ",".join(os.path.abspath(os.path.join(base, p)) for p in parts)
+    return value
+
+
+def resolve_example(value, base):
+    """An ``example:`` value with its relative paths made absolute against ``base``.
+
+    ``kipoi test`` changes into the dataloader's dir before using the examples;
+    we keep the working directory, so every relative path that exists under
+    ``base`` is made absolute. A comma-separated string (``a.h5,b.h5``) is
+    split only when every part exists under ``base``; strings that are not
+    paths there (names, regions, numbers) are left alone. Lists and dicts are
+    resolved element by element.
+
+    Parameters
+    ----------
+    value : object
+        The example value (str, list, dict or anything else).
+    base : str or None
+        The dataloader's source dir; None leaves ``value`` unchanged.
+
+    Returns
+    -------
+    object
+        ``value`` with the paths resolved.
+    """
+    if base is None:
+        return value
+    if isinstance(value, str):
+        return _resolve_example_path(value, base)
+    if isinstance(value, (list, tuple)):
+        return type(value)(resolve_example(v, base) for v in value)
+    if isinstance(value, dict):
+        return {k: resolve_example(v, base) for k, v in value.items()}
+    return value
+
+
 def _one_line(e):
     msg = str(e).strip()
     if isinstance(e, KeyError) and len(e.args) == 1:
@@ -641,14 +700,25 @@ class KipoiTarget:
         """Raise AdapterError unless ``op`` can run; ``explain``: needs a (N, T) output."""
         spec = self.spec
         if op not in spec.ops:
+            why = ""
+            if op == "deeplift-shap":
+                found = no_rule_module(self.module)
+                if found is not None:
+                    why = f"; its module contains {found[1]} ({found[0]!r}), and {found[2]}"
             raise AdapterError(f"model {self.name}: op {op!r} is not supported (postprocessing: tanger: ops "
-                               f"declares {', '.join(spec.ops)})")
+                               f"declares {', '.join(spec.ops)}){why}")
         if op == "predict" and not explain:
             return
         for key in ("sequence_input", "layout"):
             if key in spec.problems:
                 raise AdapterError(f"model {self.name}: {op} needs the sequence input: {spec.problems[key]}")
         if explain:
+            # the op's own refusal, before any data is loaded (same rules as deep_lift_shap)
+            from ._deeplift_rules import build_rules, ruled_modules
+            try:
+                ruled_modules(self.module, build_rules(), "deep_lift_shap")
+            except ValueError as e:
+                raise AdapterError(f"model {self.name}: {e}") from None
             if spec.layout.tokens:
                 raise AdapterError(f"model {self.name}: DeepLIFT/SHAP needs a one-hot sequence input, but "
                                    f"{spec.sequence_name!r} takes integer tokens (layout {spec.layout})")
@@ -772,12 +842,7 @@ class KipoiTarget:
                                          absolute_path=True)
             except Exception as e:
                 raise AdapterError(f"--example: cannot get the dataloader's example files: {_one_line(e)}") from None
-            out = {}
-            for k, v in kw.items():
-                if isinstance(v, str) and Dl.source_dir and not os.path.isabs(v) and \
-                        os.path.exists(os.path.join(Dl.source_dir, v)):
-                    v = os.path.abspath(os.path.join(Dl.source_dir, v))
-                out[k] = v
+            out = {k: resolve_example(v, Dl.source_dir) for k, v in kw.items()}
             missing = [k for k, a in args.items() if not a.optional and k not in out]
             if missing:
                 raise AdapterError(f"--example: the dataloader gives no example for required argument(s) "
@@ -817,6 +882,36 @@ class KipoiTarget:
                                     "doc": a.doc if isinstance(a.doc, str) else ""}
                                 for k, a in (self.Dl.args or {}).items()}
         return d
+
+
+def no_rule_module(module):
+    """The first submodule DeepLIFT/SHAP refuses (no rule, not linear), or None.
+
+    Returns
+    -------
+    tuple or None
+        ``(name, class label such as 'nn.GRU', reason)``.
+    """
+    import torch
+    from ._deeplift_rules import REFUSED, build_rules, lookup_rule
+    rules = build_rules()
+    stack = [("", module)]
+    while stack:
+        name, m = stack.pop()
+        if lookup_rule(rules, type(m)) is not None:
+            continue      # a rule replaces its children's gradients
+        if isinstance(m, REFUSED):
+            cls = type(m)
+            label = f"nn.{cls.__name__}" if getattr(torch.nn, cls.__name__, None) is cls else cls.__qualname__
+            if isinstance(m, (torch.nn.RNNBase, torch.nn.RNNCellBase)):
+                reason = "recurrent cells have no DeepLIFT rule"
+            elif isinstance(m, torch.nn.Bilinear):
+                reason = "bilinear layers have no DeepLIFT rule"
+            else:
+                reason = "attention has no DeepLIFT rule"
+            return name or "<model>", label, reason
+        stack.extend(reversed([(f"{name}.{n}" if name else n, c) for n, c in m.named_children()]))
+    return None
 
 
 def _find_torch_module(kmodel, name):

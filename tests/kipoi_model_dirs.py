@@ -101,6 +101,19 @@ MODELS = textwrap.dedent('''
         def forward(self, tokens):
             h, _ = self.gru(self.emb(tokens))
             return self.dense(h[:, -1])
+
+
+    class OneHotGRU(torch.nn.Module):
+        """(N, 4, L) one-hot -> (N, 2), through a convolution and a GRU (no DeepLIFT rule)."""
+        def __init__(self, seq_len=50):
+            super().__init__()
+            self.conv = torch.nn.Conv1d(4, 4, 3, padding=1)
+            self.gru = torch.nn.GRU(4, 3, batch_first=True)
+            self.dense = torch.nn.Linear(3, 2)
+
+        def forward(self, x):
+            h, _ = self.gru(self.conv(x).permute(0, 2, 1))
+            return self.dense(h[:, -1])
 ''')
 
 DATALOADER = textwrap.dedent('''

@@ -1,9 +1,13 @@
 """kipoi_tanger.adapter: layouts, the tanger section, inference from the schema, wrappers."""
+import os
+from types import SimpleNamespace as NS
+
 import pytest
 import torch
 
 from kipoi_model_dirs import dl_args, load_inputs, load_module, make_model_dir
-from kipoi_tanger.adapter import (AdapterError, Layout, infer_layout, load, parse_reduce, tanger_section)
+from kipoi_tanger.adapter import (AdapterError, Layout, infer_layout, load, no_rule_module, parse_reduce,
+                                  resolve_example, resolve_spec, tanger_section)
 
 PROFILE_TARGETS = [{"name": "profile", "shape": "(1, 50)", "doc": "p"},
                    {"name": "counts", "shape": "(1,)", "doc": "c"}]
@@ -22,6 +26,7 @@ def dirs(tmp_path_factory):
                                  tanger={"layout": "(L)", "sequence_input": "seq", "ops": ["predict", "marginalize"]}),
         "nospecial": make_model_dir(root, "ad_nosp", arch="TinyCNN", layout="LA", special_type=False),
         "two": make_model_dir(root, "ad_two", arch="TwoInput", layout="LA", extra="cell"),
+        "gru": make_model_dir(root, "ad_gru", arch="OneHotGRU", layout="AL"),
     }
 
 
@@ -121,6 +126,36 @@ def test_declared_spec(dirs):
     assert t.spec.layout.tokens and t.spec.ops == ("predict", "marginalize")
 
 
+def _schema(inputs):
+    return NS(inputs={k: NS(shape=sh, special_type=None, name=k) for k, sh in inputs.items()},
+              targets=NS(shape=(1,), name="y"))
+
+
+@pytest.mark.parametrize("inputs,seq", [
+    ({"model2": (3,), "model3": (4,)}, None),          # composite/merged: (4,) is a feature vector
+    ({"x": (4,)}, None),
+    ({"feat": (4,), "seq": (100, 4)}, "seq"),
+    ({"seq": (4, None, 1)}, "seq"),
+])
+def test_sequence_input_needs_a_length_axis(inputs, seq):
+    spec = resolve_spec(_schema(inputs), {})
+    assert spec.sequence_name == seq
+    assert spec.no_sequence_input == (seq is None)
+    if seq is None:
+        assert "no sequence input" in spec.problems["sequence_input"] and spec.layout is None
+
+
+def test_no_sequence_input_real_model():
+    """composite/merged: model2 (3,), model3 (4,) are predictions, not sequences; only predict can run."""
+    from kipoi_model_dirs import REPO
+    t = load(os.path.join(REPO, "example_models", "composite", "merged"))
+    assert t.spec.sequence_input is None and t.describe()["no_sequence_input"]
+    t.require("predict")
+    t.spec.ops = ("predict", "marginalize")
+    with pytest.raises(AdapterError, match="marginalize needs the sequence input: the model has no sequence input"):
+        t.require("marginalize")
+
+
 def _with_section(tmp_path, name, tanger, **kw):
     return make_model_dir(tmp_path, name, tanger=tanger, **kw)
 
@@ -210,13 +245,68 @@ def test_require(dirs):
     with pytest.raises(AdapterError, match=r"output 'profile' has shape \(1, 50\).*reduce"):
         t.require("deeplift-shap", explain=True, output="profile")
     t = load(dirs["tokens"])
-    with pytest.raises(AdapterError, match="op 'deeplift-shap' is not supported"):
+    with pytest.raises(AdapterError, match=r"op 'deeplift-shap' is not supported \(postprocessing: tanger: ops "
+                       r"declares predict, marginalize\); its module contains nn.GRU \('gru'\), and recurrent "
+                       "cells have no DeepLIFT rule"):
         t.require("deeplift-shap", explain=True)
     t.require("marginalize")
     t = load(dirs["la"])
     assert t.resolve_target("task1") == 1 and t.resolve_target("2") == 2
     with pytest.raises(AdapterError, match="did you mean 'task1'"):
         t.resolve_target("tsk1")
+
+
+def test_require_refuses_modules_without_rule(dirs):
+    """No ops declared, but a GRU: deep_lift_shap's own refusal, naming the module, before any data is read."""
+    t = load(dirs["gru"])
+    with pytest.raises(AdapterError) as e:
+        t.require("deeplift-shap", explain=True)
+    msg = str(e.value)
+    assert "deep_lift_shap: module 'gru' (GRU) has no DeepLIFT rule" in msg and "\n" not in msg
+    t.require("marginalize")          # predict-based marginalize is fine
+    t.require("predict")
+
+
+def test_no_rule_module():
+    class Att(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv1d(4, 8, 3)
+            self.block = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.MultiheadAttention(8, 2))
+
+    assert no_rule_module(Att()) == ("block.1", "nn.MultiheadAttention", "attention has no DeepLIFT rule")
+    assert no_rule_module(torch.nn.LSTM(4, 2)) == ("<model>", "nn.LSTM", "recurrent cells have no DeepLIFT rule")
+    assert no_rule_module(torch.nn.Sequential(torch.nn.Bilinear(2, 2, 1)))[2] == "bilinear layers have no DeepLIFT rule"
+    assert no_rule_module(torch.nn.Sequential(torch.nn.Conv1d(4, 2, 3), torch.nn.ReLU())) is None
+
+
+def test_resolve_example(tmp_path):
+    """Example paths are relative to the dataloader dir, as `kipoi test` (which cds there) sees them."""
+    base = tmp_path / "dl"
+    (base / "ex").mkdir(parents=True)
+    for f in ("a.h5", "b.h5"):
+        (base / "ex" / f).write_text("x")
+    a, b = str(base / "ex" / "a.h5"), str(base / "ex" / "b.h5")
+    assert resolve_example("ex/a.h5", str(base)) == a
+    assert resolve_example("ex/a.h5,ex/b.h5", str(base)) == f"{a},{b}"
+    assert resolve_example("ex/a.h5, ex/b.h5", str(base)) == f"{a},{b}"
+    assert resolve_example(["ex/a.h5", {"k": "ex/b.h5"}, 3], str(base)) == [a, {"k": b}, 3]
+    # not every part is a file there: a plain string, left alone
+    assert resolve_example("ex/a.h5,ex/c.h5", str(base)) == "ex/a.h5,ex/c.h5"
+    assert resolve_example("chr1,chr2", str(base)) == "chr1,chr2"
+    assert resolve_example("/abs/x.h5", str(base)) == "/abs/x.h5"
+    assert resolve_example("ex/a.h5", None) == "ex/a.h5"
+
+
+def test_example_comma_list_from_another_dir(monkeypatch, tmp_path):
+    """hdf5_predictions: `example: example_files/model2.h5,example_files/model3.h5` works from any cwd."""
+    from kipoi_model_dirs import REPO
+    t = load(os.path.join(REPO, "example_models", "composite", "from_predictions"))
+    monkeypatch.chdir(tmp_path)
+    kw = t.dataloader_args(None, example=True)
+    ex = os.path.join(REPO, "example_models", "composite", "from_predictions", "example_files")
+    assert kw["files"] == f"{ex}/model2.h5,{ex}/model3.h5"
+    assert len(t.make_dataloader(kw)) == 12
 
 
 def test_dataloader_args_validation(dirs):
