@@ -29,7 +29,7 @@ ModelParser = None
 DataloaderParser = None
 
 # Modules that register further commands (later issues: plot, report, export, init, test).
-COMMAND_MODULES = ("kipoi_tanger.plot", "kipoi_tanger.report", "kipoi_tanger.export")
+COMMAND_MODULES = ("kipoi_tanger.plot", "kipoi_tanger.report", "kipoi_tanger.export", "kipoi_tanger.zoo")
 
 _REGISTRY = {}     # name -> (help, configure, handler)
 _loaded_plugins = False
