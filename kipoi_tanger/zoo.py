@@ -677,12 +677,6 @@ def test(model, source="dir", batch_size=32, n_shuffles=4, motif=None, max_delta
     -------
     TestReport
     """
-    from ._base import check_batch_size
-    check_batch_size(batch_size)
-    if isinstance(n_shuffles, bool) or not isinstance(n_shuffles, int) or n_shuffles < 1:
-        raise ZooError(f"--n_shuffles: expected a positive integer, got {n_shuffles!r}")
-    if isinstance(max_delta, bool) or not isinstance(max_delta, (int, float)) or not max_delta > 0:
-        raise ZooError(f"--max_delta: expected a positive number, got {max_delta!r}")
     if not isinstance(model, str) or not model:
         raise ZooError(f"MODEL: expected a model dir or name, got {model!r}")
     if source == "dir":
@@ -691,17 +685,34 @@ def test(model, source="dir", batch_size=32, n_shuffles=4, motif=None, max_delta
                            "directory holding model.yaml)")
         if not any(os.path.isfile(os.path.join(model, f)) for f in ("model.yaml", "model.yml")):
             raise ZooError(f"model {model}: {os.path.abspath(model)} has no model.yaml")
+    if isinstance(n_shuffles, bool) or not isinstance(n_shuffles, int) or n_shuffles < 1:
+        raise ZooError(f"--n_shuffles: expected a positive integer, got {n_shuffles!r}")
+    if isinstance(max_delta, bool) or not isinstance(max_delta, (int, float)) or not max_delta > 0:
+        raise ZooError(f"--max_delta: expected a positive number, got {max_delta!r}")
+    from ._base import check_batch_size    # imports torch: after the cheap checks
+    check_batch_size(batch_size)
     checks = []
 
     def timed(name, fn):
+        import warnings
         t0 = time.perf_counter()
-        try:
-            status, detail = fn()
-        except Exception as e:
-            from .adapter import _one_line
-            status, detail = "FAIL", _short(_one_line(e) if isinstance(e, ValueError)
-                                            else f"{type(e).__name__}: {_one_line(e)}")
-        checks.append(Check(name, status, detail, time.perf_counter() - t0))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                status, detail = fn()
+            except Exception as e:
+                from .adapter import _one_line
+                status, detail = "FAIL", (_one_line(e) if isinstance(e, ValueError)
+                                          else f"{type(e).__name__}: {_one_line(e)}")
+        if status == "FAIL":
+            # the ops' own diagnosis (e.g. "treated as linear") says why, where there is one
+            hints = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+            hint = next((h for h in hints if "treated as linear" in h or "no DeepLIFT rule" in h), None)
+            if hint:
+                detail = f"{detail}; {hint.split(': ', 1)[-1]}"
+            elif name == "deeplift-shap" and "do not add up" in detail:
+                detail += " (a functional non-linearity in forward()? create each one as a module in __init__)"
+        checks.append(Check(name, status, _short(detail, 400), time.perf_counter() - t0))
         return status
 
     if kipoi_test:
@@ -831,8 +842,7 @@ class _OpChecks:
                f"({len(deltas)} regions x {self.n_shuffles} shuffles)")
         if not worst < self.max_delta:
             i = int(deltas.argmax())
-            return "FAIL", (msg + f"; worst region {i}: the attributions do not add up to the output difference "
-                            "(a functional non-linearity in forward()? create it as a module in __init__)")
+            return "FAIL", (msg + f"; worst region {i}: the attributions do not add up to the output difference")
         return "PASS", msg
 
     def _motif(self):
