@@ -2,19 +2,19 @@
 
 How a chunk of (example, reference) pairs is attributed
 -------------------------------------------------------
-1. *Example pass* (no grad): the distinct examples of the chunk run once.
-   Forward hooks on every module that has a rule keep a copy of its input and
-   output per call (and, for rescale rules, the local derivative, which is the
-   fallback where the input barely changes).
-2. *Reference pass* (grad): only the references run, one row per pair. The
-   forward hook of a ruled module computes the per-pair DeepLIFT multiplier
-   from the cached example activations (broadcast over the pair rows that
-   belong to each example, never copied) and the reference activations, and
-   replaces the module's output with an identical tensor whose backward is
-   that multiplier (:class:`_RuleFn`). Gradients of linear layers are the same
-   for both halves of tangermeme's doubled batch, and every rule here gives
-   both halves the same multiplier, so one backward over the reference rows
-   yields exactly the multipliers tangermeme reads off the example half.
+One forward pass runs the chunk's distinct examples (``m`` rows) followed by
+one reference row per pair. Running both in the same call keeps their
+activations bitwise comparable, so a difference that is exactly zero stays
+exactly zero whatever the batch composition. The forward hook of every module
+that has a rule computes the per-pair DeepLIFT multiplier from the example
+activations (broadcast over the rows of that example's pairs, never copied)
+and the reference activations, and replaces the module's output with an
+identical tensor whose backward applies that multiplier (:class:`_RuleFn`),
+instead of a backward hook and cloned activations. Only the reference rows
+are back-propagated: linear layers have the same gradient for both halves of
+tangermeme's doubled batch, and every rule here gives both halves the same
+multiplier, so the gradient at the reference input is the multiplier
+tangermeme reads off the example half.
 
 Rules have tangermeme's signature ``rule(module, grad_input, grad_output) ->
 tuple`` (``module.input``/``module.output`` hold the example half stacked on

@@ -7,6 +7,9 @@ in :mod:`kipoi_tanger._deeplift_rules`. Unlike tangermeme, every distinct
 example of a chunk runs forward once and its activations are broadcast over
 its references, and only the reference rows are back-propagated, so a pair
 costs about one forward plus one backward row instead of two of each.
+Branches that cannot reach the output (the profile head of a count-only
+wrapper) are skipped when a ``torch.fx`` trace of the model, with them
+removed, gives bitwise the same output as the model on the first batch.
 
 :func:`captum_deep_lift_shap` runs captum's ``DeepLiftShap`` one example at a
 time with the same reference contract, as a cross-check.
@@ -200,6 +203,17 @@ def deep_lift_shap(model, X, args=None, target=0, batch_size=32, references=dinu
         ``(N, A, L)`` attributions (``(N, n_shuffles, A, L)`` multipliers with
         ``raw_outputs``), on the CPU in the compute dtype; with
         ``return_references`` a NamedTuple ``(attributions, references)``.
+
+    Notes
+    -----
+    Rules see the example and reference activations of one forward call, so
+    a module must not be the place where the example and its references are
+    mixed (no batch-axis Softmax, no train-mode BatchNorm: the model runs in
+    eval mode). User rules follow tangermeme's convention and receive the
+    same upstream gradient for both halves of the doubled batch. Parts of the
+    model whose results cannot reach the output are skipped (see the module
+    docstring); the model's forward may therefore run once more, symbolically,
+    when it is traced.
     """
     caller = 'deep_lift_shap'
     check_X(X)
@@ -332,7 +346,11 @@ def _pruned_forward(model, session, Xx, ax, device, dtype):
     if pruned is None:
         return model
     with torch.no_grad(), autocast(device, dtype, model):
-        if same_outputs(pruned(Xx, *ax), model(Xx, *ax)):
+        try:
+            y = pruned(Xx, *ax)
+        except Exception:
+            return model
+        if same_outputs(y, model(Xx, *ax)):
             return pruned
     return model
 
