@@ -68,12 +68,18 @@ def _checkout_dir():
     return root if os.path.isdir(os.path.join(root, "model_templates")) else None
 
 
+def _share_dir():
+    """Where a wheel's ``data_files`` would put templates and dataloaders."""
+    return os.path.join(sys.prefix, "share", "kipoi_tanger")
+
+
 def templates_dir():
     """The directory holding the templates.
 
     Looked up in order: ``$KIPOI_TANGER_TEMPLATES``; ``model_templates/``
     inside the installed package (package data); ``model_templates/`` next to
-    the package (a source checkout / editable install).
+    the package (a source checkout / editable install);
+    ``<sys.prefix>/share/kipoi_tanger/model_templates`` (wheel data files).
 
     Raises
     ------
@@ -86,11 +92,13 @@ def templates_dir():
             raise ZooError(f"${TEMPLATES_ENV}: {env} is not a directory")
         return os.path.abspath(env)
     for d in (os.path.join(_package_dir(), "model_templates"),
-              os.path.join(os.path.dirname(_package_dir()), "model_templates")):
+              os.path.join(os.path.dirname(_package_dir()), "model_templates"),
+              os.path.join(_share_dir(), "model_templates")):
         if os.path.isdir(d):
             return d
-    raise ZooError(f"model templates not found (looked for model_templates/ in and next to {_package_dir()}); "
-                   f"use a source checkout of kipoi_tanger (pip install -e .) or set ${TEMPLATES_ENV}")
+    raise ZooError(f"model templates not found (looked for model_templates/ in and next to {_package_dir()} and "
+                   f"in {_share_dir()}); use a source checkout of kipoi_tanger (pip install -e .) or set "
+                   f"${TEMPLATES_ENV}")
 
 
 def list_templates():
@@ -108,13 +116,14 @@ def list_templates():
 
 
 def shared_dataloader(component):
-    """Path of ``dataloaders/<component>/dataloader.py`` in the source checkout."""
-    root = _checkout_dir() or os.path.dirname(_package_dir())
-    path = os.path.join(root, "dataloaders", component, "dataloader.py")
-    if not os.path.isfile(path):
-        raise ZooError(f"shared dataloader component {component!r} not found ({path}); kipoi-tanger init needs "
-                       "a source checkout of kipoi_tanger (pip install -e .)")
-    return path
+    """Path of ``dataloaders/<component>/dataloader.py`` (source checkout, else wheel data files)."""
+    paths = [os.path.join(root, "dataloaders", component, "dataloader.py")
+             for root in (os.path.dirname(_package_dir()), _share_dir())]
+    for path in paths:
+        if os.path.isfile(path):
+            return path
+    raise ZooError(f"shared dataloader component {component!r} not found ({' or '.join(paths)}); "
+                   "kipoi-tanger init needs a source checkout of kipoi_tanger (pip install -e .)")
 
 
 def _read_yaml(path):

@@ -353,3 +353,15 @@ def test_test_bad_input(tmp_path, generated):
         zoo.test(generated.model_dir, batch_size=0)
     r = subprocess.run([KT, "test", str(tmp_path / "nope")], capture_output=True, text=True)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_templates_not_found_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv(zoo.TEMPLATES_ENV, raising=False)
+    monkeypatch.setattr(zoo, "_package_dir", lambda: str(tmp_path / "site" / "kipoi_tanger"))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
+    with pytest.raises(zoo.ZooError, match=r"model templates not found .*pip install -e \.\) or set "
+                                           r"\$KIPOI_TANGER_TEMPLATES"):
+        zoo.init("m", output_dir=str(tmp_path / "out"))
+    with pytest.raises(zoo.ZooError, match="shared dataloader component 'interval_onehot' not found"):
+        zoo.shared_dataloader("interval_onehot")
+    assert not (tmp_path / "out").exists()
