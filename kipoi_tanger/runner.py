@@ -93,13 +93,50 @@ def _check_outputs(outputs, table_ok):
             raise RunError(f"-o/--output: {o}: unknown file type; expected .h5, .hdf5 or .tsv")
         if low.endswith(TABLE_SUFFIXES) and not table_ok:
             raise RunError(f"-o/--output: {o}: a .tsv holds tables (predictions); this op writes arrays, use .h5")
-        d = os.path.dirname(os.path.abspath(o))
-        if not os.path.isdir(d):
-            raise RunError(f"-o/--output: {o}: directory {d} does not exist")
+        _check_parent(o)
         if os.path.abspath(o) in seen:
             raise RunError(f"-o/--output: {o} is given twice")
         seen.add(os.path.abspath(o))
     return list(outputs)
+
+
+def _check_parent(path):
+    """Refuse an output whose missing parent dirs cannot be created (a file in the way)."""
+    d = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(d):
+        d = os.path.dirname(d)
+    if not os.path.isdir(d):
+        raise RunError(f"-o/--output: {path}: {d} is not a directory")
+
+
+def _make_parents(paths):
+    """Create the missing parent dirs of ``paths``; return the dirs created (outermost first)."""
+    created = []
+    for p in paths:
+        d = os.path.dirname(os.path.abspath(p))
+        missing = []
+        while not os.path.isdir(d):
+            missing.append(d)
+            d = os.path.dirname(d)
+        for m in reversed(missing):
+            try:
+                os.mkdir(m)
+            except FileExistsError:     # made meanwhile (a parallel shard)
+                continue
+            except OSError as e:
+                _remove_dirs(created)
+                raise RunError(f"-o/--output: {p}: cannot create directory {m} ({e.strerror})") from None
+            created.append(m)
+    return created
+
+
+def _remove_dirs(created):
+    """Remove the dirs :func:`_make_parents` created if they are still empty (a run that left nothing)."""
+    for d in reversed(created):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
 
 
 def _load_npy(spec, i):
@@ -748,9 +785,11 @@ def run(op, model, outputs, source="dir", dataloader=None, dataloader_source=Non
                            "repeat its exact command, or pass --overwrite to start over")
         if "random_state" in params:
             params["random_state"] = meta.get("random_state", params["random_state"])
+        created = _make_parents(outputs)
     else:
         if "random_state" in params and params["random_state"] is None:
             params["random_state"] = int(np.random.randint(0, 2**31 - 1))
+        created = _make_parents(outputs)      # missing parent dirs, like most tools; removed if nothing is left
         journal.create({"fingerprint": fp, "identity": json.loads(json.dumps(identity, default=str)),
                         "random_state": params.get("random_state")})
 
@@ -760,6 +799,7 @@ def run(op, model, outputs, source="dir", dataloader=None, dataloader_source=Non
     except BaseException:
         if not journal.batches:
             journal.remove()    # nothing to resume: do not leave a stale journal behind
+            _remove_dirs(created)
         raise
     return result
 
@@ -926,16 +966,26 @@ def _attrs(tgt, op, params, identity, n_rows):
 
 def _assemble(journal, outputs, attrs, n_rows):
     specs = journal.specs()
+    jdir = os.path.dirname(journal.path)
     tmp_paths = []
-    for i, out in enumerate(outputs):
-        tmp = os.path.join(journal.path, f"assembled-{i}{os.path.splitext(out)[1]}")
-        if out.lower().endswith(TABLE_SUFFIXES):
-            h5io.write_tsv(tmp, journal.read_batches())
-        else:
-            h5io.write_h5(tmp, specs, n_rows, attrs, journal.read_batches())
-        tmp_paths.append((tmp, out))
-    for tmp, out in tmp_paths:
-        os.replace(tmp, out)
+    try:
+        for i, out in enumerate(outputs):
+            ext = os.path.splitext(out)[1]
+            d = os.path.dirname(os.path.abspath(out))
+            # a rename is atomic within one filesystem only: build each file in its own dir
+            tmp = os.path.join(journal.path, f"assembled-{i}{ext}") if d == jdir else \
+                os.path.join(d, f".{os.path.basename(out)}.assembling{ext}")
+            tmp_paths.append((tmp, out))
+            if out.lower().endswith(TABLE_SUFFIXES):
+                h5io.write_tsv(tmp, journal.read_batches())
+            else:
+                h5io.write_h5(tmp, specs, n_rows, attrs, journal.read_batches())
+        for tmp, out in tmp_paths:
+            os.replace(tmp, out)
+    finally:
+        for tmp, _ in tmp_paths:
+            if not tmp.startswith(journal.path + os.sep) and os.path.exists(tmp):
+                os.remove(tmp)
 
 
 # ---------------------------------------------------------------------------
@@ -961,9 +1011,8 @@ def merge(shards, output, overwrite=False):
         raise RunError(f"-o/--output: {output}: merge writes HDF5 (.h5 or .hdf5)")
     if os.path.exists(output) and not overwrite:
         raise RunError(f"{output} exists; pass --overwrite to replace it")
+    _check_parent(output)
     d = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(d):
-        raise RunError(f"-o/--output: {output}: directory {d} does not exist")
     infos = []
     for s in shards:
         if not os.path.exists(s):
@@ -1015,11 +1064,14 @@ def merge(shards, output, overwrite=False):
             if n:
                 yield from h5io.iter_blocks(s)
 
+    created = _make_parents([output])
     tmp = os.path.join(d, f".{os.path.basename(output)}.merging-{os.getpid()}")
     try:
         h5io.write_h5(tmp, specs, n_rows, attrs, blocks())
         os.replace(tmp, output)
-    finally:
+    except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
+        _remove_dirs(created)
+        raise
     return RunResult([output], n_rows, 0, 0)

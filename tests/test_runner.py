@@ -257,6 +257,38 @@ def test_failure_before_first_batch_leaves_nothing(dirs, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_missing_output_dirs_are_created(dirs, tmp_path):
+    """-o new/sub/p.h5: parent dirs are made (outputs still appear only complete); an existing
+    output is still refused; a run that fails leaves no dirs behind; a file in the way is an error."""
+    d = dirs["la"]
+    kw = dict(dataloader_args=dl_args(d), verbose=False)
+    out, tsv = str(tmp_path / "new" / "sub" / "p.h5"), str(tmp_path / "other" / "p.tsv")
+    run("predict", d, [out, tsv], **kw)
+    run("predict", d, str(tmp_path / "flat.h5"), **kw)
+    assert h5io.file_bytes_equal(out, str(tmp_path / "flat.h5")) and os.path.getsize(tsv) > 0
+    assert sorted(os.listdir(tmp_path / "new" / "sub")) == ["p.h5"] and os.listdir(tmp_path / "other") == ["p.tsv"]
+    with pytest.raises(RunError, match="exists; pass --overwrite"):
+        run("predict", d, out, **kw)
+    # fails in the first batch (target out of range), after the dirs were made: they go again
+    with pytest.raises(ValueError, match="target"):
+        run("deeplift-shap", d, str(tmp_path / "fail" / "x" / "a.h5"), target=7, n_shuffles=2, **kw)
+    assert not (tmp_path / "fail").exists()
+    with pytest.raises(RunError, match=r"flat.h5 is not a directory"):
+        run("predict", d, str(tmp_path / "flat.h5" / "q.h5"), **kw)
+    merged = str(tmp_path / "m" / "n" / "merged.h5")
+    s1, s2 = str(tmp_path / "s" / "1.h5"), str(tmp_path / "s" / "2.h5")
+    run("predict", d, s1, shard="1/2", **kw)
+    run("predict", d, s2, shard="2/2", **kw)
+    merge([s1, s2], merged)
+    assert h5io.file_bytes_equal(merged, str(tmp_path / "flat.h5"))
+
+
+
+
+
+
+
+
 def _kill_run(out, d, k, op="deeplift-shap", extra=", n_shuffles=2"):
     code = (f"from kipoi_tanger.runner import run\n"
             f"run({op!r}, {d!r}, {out!r}, dataloader_args={dl_args(d)!r}, batch_size=8,"
