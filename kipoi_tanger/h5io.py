@@ -13,8 +13,10 @@ Files are readable by ``kipoi.readers.HDF5Reader``: one dataset per leaf, axis 0
   axes right after N.
 
 Root attributes describe the run (``kipoi_tanger_version``, ``op``, ``model``,
-``source``, ``parameters`` as JSON, ``layout``, ``alphabet``, ...); read them
-with :func:`read_attrs`.
+``source``, ``parameters`` as JSON (every op parameter that affects the
+results), ``layout``, ``alphabet``, ``sequence_input`` and ``sequence_dataset``
+(its name in the schema and the dataset holding it, e.g. ``inputs/0``), ...);
+read them with :func:`read_attrs`.
 
 Writing is deterministic: datasets are created in sorted order with a fixed
 chunk shape and without timestamps, then filled dataset by dataset in
@@ -242,9 +244,12 @@ def load(path, names=None):
 
 
 def load_sequences(path):
-    """The ``inputs`` of a file (``--keep_inputs``) as canonical ``(N, A, L)`` one-hot.
+    """The sequence input of a file (``--keep_inputs``) as canonical ``(N, A, L)`` one-hot.
 
-    Uses the ``sequence_input`` and ``layout`` attributes recorded by the run.
+    Reads the dataset named by the ``sequence_dataset`` attribute (e.g.
+    ``inputs/0`` for list inputs) and maps it with the ``layout`` and
+    ``alphabet`` attributes. Files written before ``sequence_dataset`` was
+    recorded fall back to ``inputs`` or ``inputs/<sequence_input>``.
     """
     from .adapter import Layout
     attrs = read_attrs(path)
@@ -252,13 +257,17 @@ def load_sequences(path):
     if not layout:
         raise ValueError(f"{path}: no layout attribute (not written by kipoi-tanger, or the layout was unknown)")
     specs, _ = dataset_specs(path)
-    seq = attrs.get("sequence_input")
-    candidates = ["inputs"] + ([f"inputs/{seq}"] if seq else [])
-    name = next((c for c in candidates if c in specs), None)
+    name = attrs.get("sequence_dataset") or None
+    if name is not None and name not in specs:
+        raise ValueError(f"{path}: the sequence_dataset attribute names {name!r}, which the file does not hold")
+    if name is None and "sequence_dataset" not in attrs:
+        seq = attrs.get("sequence_input")
+        candidates = ["inputs"] + ([f"inputs/{seq}"] if seq else [])
+        name = next((c for c in candidates if c in specs), None)
+        if name is None and seq:
+            name = next((n for n in specs if n.startswith("inputs/") and n.endswith(f"/{seq}")), None)
     if name is None:
-        name = next((n for n in specs if n.startswith("inputs/") and n.endswith(f"/{seq}")), None)
-    if name is None:
-        raise ValueError(f"{path}: no inputs dataset; run with --keep_inputs")
+        raise ValueError(f"{path}: no dataset holds the sequence input; run with --keep_inputs")
     x = load(path, [name])[name]
     alphabet = attrs.get("alphabet") or list("ACGT")
     return Layout.parse(layout).from_model(x, len(alphabet))

@@ -884,7 +884,7 @@ def _execute(tgt, op, params, outputs, journal, dl_kwargs, shard, batch_size, de
     n_rows = journal.rows
     if n_rows == 0 and shard is None:
         raise RunError("dataloader: no regions to process (the dataloader yielded nothing)")
-    attrs = _attrs(tgt, op, params, identity, n_rows)
+    attrs = _attrs(tgt, op, params, identity, n_rows, journal.specs())
     if shard is not None:
         attrs["shard"] = f"{shard[0]}/{shard[1]}"
         attrs["shard_range"] = [start, stop]
@@ -937,7 +937,25 @@ def _check_rows(flat, rows, journal):
         raise RunError(f"{missing[0]}: missing from a later batch; every batch must give the same outputs")
 
 
-def _attrs(tgt, op, params, identity, n_rows):
+def sequence_dataset(spec, names):
+    """The dataset key of the sequence input among the file's ``names`` ('' when not written).
+
+    ``inputs`` for a single-array model (or its only ``inputs/...`` dataset, when
+    the dataloader wraps it in a list or dict), ``inputs/<i>`` for list inputs,
+    ``inputs/<name>`` for dict inputs.
+    """
+    if spec.sequence_input is None:
+        return ""
+    if spec.call == "array":
+        if "inputs" in names:
+            return "inputs"
+        found = [n for n in names if n.startswith("inputs/")]
+        return found[0] if len(found) == 1 else ""
+    key = f"inputs/{spec.sequence_input}"
+    return key if key in names else ""
+
+
+def _attrs(tgt, op, params, identity, n_rows, specs):
     spec = tgt.spec
     parameters = {k: v for k, v in params.items() if k not in ("keyword_args",)}
     attrs = {
@@ -950,6 +968,7 @@ def _attrs(tgt, op, params, identity, n_rows):
         "parameters": parameters,
         "n_regions": int(n_rows),
         "sequence_input": spec.sequence_name or "",
+        "sequence_dataset": sequence_dataset(spec, specs),
         "layout": "" if spec.layout is None else str(spec.layout),
         "alphabet": list(spec.alphabet),
         "output_names": list(spec.target_names),
@@ -1038,9 +1057,19 @@ def merge(shards, output, overwrite=False):
             f"{', '.join(f'{i}/{N}' for i in dup)} given twice"
         raise RunError(f"merge: need each of the {N} shards exactly once ({what})")
     infos.sort()
-    base = {k: v for k, v in infos[0][3].items() if k not in SHARD_ATTRS + ("n_regions",)}
+    # an empty shard has no datasets to name: its sequence_dataset comes from the others
+    filled = next((x[3] for x in infos if x[5] > 0), infos[0][3])
+    ignored = SHARD_ATTRS + ("n_regions",)
+
+    def settings(attrs, n):
+        out = {k: v for k, v in attrs.items() if k not in ignored}
+        if n == 0 and "sequence_dataset" in filled:
+            out["sequence_dataset"] = filled["sequence_dataset"]
+        return out
+
+    base = settings(infos[0][3], infos[0][5])
     for i, _, s, attrs, specs, n in infos[1:]:
-        other = {k: v for k, v in attrs.items() if k not in SHARD_ATTRS + ("n_regions",)}
+        other = settings(attrs, n)
         if other != base:
             diff = _first_difference(base, other)
             raise RunError(f"merge: {s} was run with other settings than {infos[0][2]} ({diff})")

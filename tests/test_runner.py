@@ -283,6 +283,41 @@ def test_missing_output_dirs_are_created(dirs, tmp_path):
     assert h5io.file_bytes_equal(merged, str(tmp_path / "flat.h5"))
 
 
+def test_sequence_dataset_attribute(dirs, tmp_path):
+    """The dataset key of the sequence input is recorded and used by load_sequences: inputs/0 for list
+    inputs (example_models/flatten_dense: [seq, alpha, beta]), inputs/seq for dict, inputs for an array."""
+    fd = os.path.join(REPO, "example_models", "flatten_dense")
+    out = str(tmp_path / "fd.h5")
+    run("predict", fd, out, example=True, keep_inputs=True, verbose=False)
+    attrs = h5io.read_attrs(out)
+    assert attrs["sequence_input"] == "seq" and attrs["sequence_dataset"] == "inputs/0"
+    raw = h5io.load(out)
+    X = h5io.load_sequences(out)
+    assert X.shape == (5, 4, 10) and np.array_equal(X.numpy(), raw["inputs/0"])     # layout (A, L)
+    two = make_model_dir(tmp_path, "rn_two_seq", arch="TwoInput", layout="LA", extra="cell")
+    out2 = str(tmp_path / "two.h5")
+    run("predict", two, out2, dataloader_args=dl_args(two), keep_inputs=True, verbose=False)
+    assert h5io.read_attrs(out2)["sequence_dataset"] == "inputs/seq"
+    seq = load_inputs(two)["inputs"]["seq"]
+    assert np.array_equal(h5io.load_sequences(out2).numpy(), seq.transpose(0, 2, 1))
+    d = dirs["la"]
+    out3, out4 = str(tmp_path / "la.h5"), str(tmp_path / "la_noinputs.h5")
+    run("predict", d, out3, dataloader_args=dl_args(d), keep_inputs=True, verbose=False)
+    run("predict", d, out4, dataloader_args=dl_args(d), verbose=False)
+    assert h5io.read_attrs(out3)["sequence_dataset"] == "inputs"
+    assert np.array_equal(h5io.load_sequences(out3).numpy(), _X(d).numpy().transpose(0, 2, 1))
+    assert h5io.read_attrs(out4)["sequence_dataset"] == ""
+    with pytest.raises(ValueError, match="run with --keep_inputs"):
+        h5io.load_sequences(out4)
+    # an empty shard (3 shards of 2 batches) names no dataset; merge still gives the single-run file
+    kw = dict(dataloader_args=dl_args(d), keep_inputs=True, batch_size=32, verbose=False)
+    shards = [str(tmp_path / f"s{i}.h5") for i in (1, 2, 3)]
+    for i, s in enumerate(shards, 1):
+        run("predict", d, s, shard=f"{i}/3", **kw)
+    assert h5io.read_attrs(shards[0])["n_regions"] == 0
+    merge(shards, str(tmp_path / "merged.h5"))
+    run("predict", d, str(tmp_path / "single.h5"), **kw)
+    assert h5io.file_bytes_equal(str(tmp_path / "merged.h5"), str(tmp_path / "single.h5"))
 
 
 
