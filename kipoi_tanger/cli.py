@@ -121,6 +121,8 @@ def add_explain_arguments(p):
     p.add_argument("--random_state", type=int, default=None,
                    help="seed of the references (default: drawn once and recorded in the file)")
     p.add_argument("--hypothetical", action="store_true", help="write hypothetical attributions")
+    p.add_argument("--warning_threshold", type=float, default=0.001,
+                   help="warn when a convergence delta exceeds this (default 0.001)")
 
 
 def add_motif_arguments(p, required=True):
@@ -152,7 +154,7 @@ def _run_kwargs(a):
 
 def _explain_kwargs(a):
     return dict(output=a.model_output, target=a.target, n_shuffles=a.n_shuffles, random_state=a.random_state,
-                hypothetical=a.hypothetical)
+                hypothetical=a.hypothetical, warning_threshold=a.warning_threshold)
 
 
 def _report(res, quiet):

@@ -28,7 +28,7 @@ import os
 
 import numpy as np
 
-JSON_ATTRS = ("parameters", "alphabet", "dataloader_args", "output_names", "spec", "shard_range")
+JSON_ATTRS = ("parameters", "alphabet", "dataloader_args", "output_names", "spec", "shard_range", "reduce")
 CHUNK_BYTES = 1 << 20
 BLOCK_BYTES = 32 << 20
 MAX_CHUNK_ROWS = 8192

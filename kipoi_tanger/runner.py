@@ -421,7 +421,7 @@ class _OpRunner:
     def _dls_kwargs(self):
         p = self.p
         return {"target": p["target"], "n_shuffles": p["n_shuffles"], "hypothetical": p["hypothetical"],
-                "random_state": p["random_state"]}
+                "random_state": p["random_state"], "warning_threshold": p["warning_threshold"]}
 
     def _wrap(self, key, **kw):
         if key not in self._wrappers:
@@ -575,6 +575,10 @@ def _resolve_params(target, op, p):
         params["random_state"] = rs
         params["hypothetical"] = bool(p.get("hypothetical"))
         params["return_references"] = bool(p.get("return_references")) and op == "deeplift-shap"
+        wt = p.get("warning_threshold", 0.001)
+        if isinstance(wt, bool) or not isinstance(wt, (int, float)) or not wt >= 0:
+            raise RunError(f"--warning_threshold: expected a non-negative number, got {wt!r}")
+        params["warning_threshold"] = float(wt)
     else:
         params["output"] = None
         params["target"] = 0
@@ -671,8 +675,8 @@ def run(op, model, outputs, source="dir", dataloader=None, dataloader_source=Non
         example=False, batch_size=32, device=None, dtype=None, num_workers=0, keep_metadata=False,
         keep_inputs=False, resume=False, overwrite=False, shard=None, verbose=True, output=None,
         target=None, n_shuffles=20, random_state=None, hypothetical=False, return_references=False,
-        motif=None, start=None, inner_op=None, marginalize_op=None, args=None, pairwise=False,
-        group_regions=GROUP_REGIONS):
+        warning_threshold=0.001, motif=None, start=None, inner_op=None, marginalize_op=None, args=None,
+        pairwise=False, group_regions=GROUP_REGIONS):
     """Run ``op`` over a Kipoi model's dataloader and write ``outputs``.
 
     Parameters
@@ -707,9 +711,10 @@ def run(op, model, outputs, source="dir", dataloader=None, dataloader_source=Non
         ``"i/N"``: process only the i-th (1-based) of N contiguous blocks.
     verbose : bool, default True
         Progress bar on stderr.
-    output, target, n_shuffles, random_state, hypothetical, return_references
+    output, target, n_shuffles, random_state, hypothetical, return_references, warning_threshold
         deeplift-shap parameters (``output``: name or index of the model output
-        to explain; ``target``: index or column label).
+        to explain; ``target``: index or column label; ``warning_threshold``:
+        convergence deltas above it raise a RuntimeWarning).
     motif, start
         marginalize parameters.
     inner_op : str, optional
@@ -759,7 +764,8 @@ def run(op, model, outputs, source="dir", dataloader=None, dataloader_source=Non
                                                            dataloader_source=dataloader_source)
     p = dict(batch_size=batch_size, dtype=dtype, keep_metadata=keep_metadata, keep_inputs=keep_inputs,
              output=output, target=target, n_shuffles=n_shuffles, random_state=random_state,
-             hypothetical=hypothetical, return_references=return_references, motif=motif, start=start,
+             hypothetical=hypothetical, return_references=return_references,
+             warning_threshold=warning_threshold, motif=motif, start=start,
              inner_op=inner_op, marginalize_op=marginalize_op, pairwise=pairwise)
     params = _resolve_params(tgt, op, p)
     product_args = None
@@ -768,6 +774,9 @@ def run(op, model, outputs, source="dir", dataloader=None, dataloader_source=Non
         params["keyword_args"] = keyword
         params["args"] = [a if isinstance(a, str) else f"<array {i}>" for i, a in enumerate(args)]
         params["args_shapes"] = [list(t.shape) for _, t in product_args]
+        # the arrays' contents, not just their paths, decide the results
+        params["args_sha256"] = [hashlib.sha256(str(t.dtype).encode() + t.numpy().tobytes()).hexdigest()
+                                 for _, t in product_args]
     dl_kwargs = tgt.dataloader_args(dataloader_args, example=example)
 
     identity = {"op": op, "model": tgt.name, "source": tgt.source, "dataloader": tgt.dataloader_name,
@@ -978,6 +987,7 @@ def _attrs(tgt, op, params, identity, n_rows, specs):
         attrs["explained_output"] = "" if out is None else str(out)
         labels = spec.column_labels if out == spec.output else []
         attrs["target"] = int(params.get("target", 0))
+        attrs["reduce"] = spec.reduce and {"op": spec.reduce["op"], "axis": list(spec.reduce["axis"])}
         if labels and 0 <= attrs["target"] < len(labels):
             attrs["target_label"] = labels[attrs["target"]]
     return attrs

@@ -320,6 +320,30 @@ def test_sequence_dataset_attribute(dirs, tmp_path):
     assert h5io.file_bytes_equal(str(tmp_path / "merged.h5"), str(tmp_path / "single.h5"))
 
 
+def test_parameters_record_what_affects_results(dirs, tmp_path):
+    """warning_threshold reaches deep_lift_shap and the file; product records its arrays' contents."""
+    d = dirs["la"]
+    kw = dict(dataloader_args=dl_args(d), n_shuffles=2, random_state=1, verbose=False)
+    out = str(tmp_path / "a.h5")
+    with pytest.warns(RuntimeWarning, match="warning_threshold=0 "):
+        run("deeplift-shap", d, out, warning_threshold=0.0, **kw)
+    p = h5io.read_attrs(out)["parameters"]
+    assert p["warning_threshold"] == 0.0 and p["n_shuffles"] == 2 and p["random_state"] == 1
+    assert h5io.read_attrs(out)["reduce"] is None
+    run("marginalize", d, str(tmp_path / "m.h5"), motif="GATA", inner_op="deeplift-shap", warning_threshold=0.25,
+        **kw)
+    assert h5io.read_attrs(str(tmp_path / "m.h5"))["parameters"]["warning_threshold"] == 0.25
+    for bad in (-1, float("nan"), "x"):
+        with pytest.raises(RunError, match="--warning_threshold"):
+            run("deeplift-shap", d, str(tmp_path / "b.h5"), warning_threshold=bad, **kw)
+    fd = dirs["fd"]
+    hashes = []
+    for i, alpha in enumerate(([[0.0], [1.0]], [[0.0], [2.0]])):
+        np.save(tmp_path / "alpha.npy", np.array(alpha, dtype=np.float32))
+        o = str(tmp_path / f"p{i}.h5")
+        run("product", fd, o, dataloader_args=dl_args(fd), args=[str(tmp_path / "alpha.npy")], verbose=False)
+        hashes.append(h5io.read_attrs(o)["parameters"]["args_sha256"])
+    assert len(hashes[0]) == 1 and hashes[0] != hashes[1]
 
 
 
