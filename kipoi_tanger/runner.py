@@ -34,6 +34,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from typing import NamedTuple
 
 import numpy as np
@@ -404,6 +405,7 @@ class _OpRunner:
         self.target, self.op, self.p = target, op, params
         self.device, self.dtype, self.batch_size = device, dtype, batch_size
         self.product_args = product_args      # [(key, tensor)]
+        self.on_forward = None                # called with the rows of every predict-like forward pass
         self._wrappers = {}
         spec = target.spec
         self.pred_names = None
@@ -425,8 +427,15 @@ class _OpRunner:
 
     def _wrap(self, key, **kw):
         if key not in self._wrappers:
-            self._wrappers[key] = self.target.wrap(**kw)
+            w = self.target.wrap(**kw)
+            if key in ("predict", "canonical"):    # predict-like only: explain wrappers get traced
+                w.register_forward_hook(self._forwarded)
+            self._wrappers[key] = w
         return self._wrappers[key]
+
+    def _forwarded(self, module, inputs, output):
+        if self.on_forward is not None and inputs:
+            self.on_forward(int(inputs[0].shape[0]))
 
     def __call__(self, items):
         import torch
@@ -828,10 +837,43 @@ def _suggest_op(op):
     return f" (did you mean {c[0]!r}?)" if c else ""
 
 
+class _Progress:
+    """The run's progress bar, advanced as results are produced.
+
+    It appears once the first commit succeeded (bad input found in the first
+    batch then prints one clean error line); what was done before is added
+    then, with the bar's clock set back to the start of the loop, so the rate
+    counts the first batch's real time.
+    """
+
+    def __init__(self, enabled, **tqdm_kwargs):
+        self.enabled, self.kw = enabled, tqdm_kwargs
+        self.bar, self.pending, self.t0 = None, 0, time.time()
+
+    def update(self, n):
+        if n <= 0 or not self.enabled:
+            return
+        if self.bar is None:
+            self.pending += n
+        else:
+            self.bar.update(n)
+
+    def show(self):
+        if self.bar is not None or not self.enabled:
+            return
+        from tqdm.auto import tqdm
+        self.bar = tqdm(**self.kw)
+        self.bar.start_t = self.bar.last_print_t = self.t0
+        n, self.pending = self.pending, 0
+        self.update(n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _execute(tgt, op, params, outputs, journal, dl_kwargs, shard, batch_size, device, dtype, num_workers,
              product_args, verbose, identity, group_regions):
-    from tqdm.auto import tqdm
-
     dl = tgt.make_dataloader(dl_kwargs)
     mode = _iteration_mode(dl)
     units_total = len(dl) if mode != "stream" else None
@@ -858,18 +900,33 @@ def _execute(tgt, op, params, outputs, journal, dl_kwargs, shard, batch_size, de
     total = None if stop is None else stop - start
     unit = "region" if mode != "batches" else "batch"
     committed_here = 0
-    bar = None
+    progress = _Progress(verbose, total=total, initial=resumed, unit=unit, desc=op, file=sys.stderr,
+                         dynamic_ncols=True)
     # predict-like ops run several dataloader batches per op call and commit:
     # fewer per-call and per-commit costs. Only in "samples" mode, where every
     # batch but the last has batch_size rows, so the forward passes see the same
     # rows as batch-by-batch calls would.
     groupable = mode == "samples" and (op == "predict" or (op == "marginalize" and params.get("inner_op") == "predict"))
     limit = max(batch_size, (group_regions // batch_size) * batch_size) if groupable else 0
+    # within a group, the bar follows the model's forward batches (marginalize
+    # runs every region twice: before and after inserting the motif)
+    passes = 2 if op == "marginalize" else 1
+    group = {"rows": 0, "forwarded": 0, "shown": 0}
+
+    def forwarded(n):
+        group["forwarded"] += n
+        done = min(group["rows"], group["forwarded"] // passes)
+        progress.update(done - group["shown"])
+        group["shown"] = done
+
+    if groupable:
+        runner.on_forward = forwarded
     try:
         for batch, units in _grouped(it, limit, GROUP_BYTES):
+            rows = _n_rows(batch)
+            group.update(rows=rows, forwarded=0, shown=0)
             items = tgt.input_items(batch["inputs"])
             flat = runner(items)
-            rows = _n_rows(batch)
             if params["keep_metadata"] and "metadata" in batch:
                 flat.update(h5io.flatten({"metadata": batch["metadata"]}))
             if params["keep_inputs"]:
@@ -879,16 +936,12 @@ def _execute(tgt, op, params, outputs, journal, dl_kwargs, shard, batch_size, de
             _check_rows(flat, rows, journal)
             journal.commit(flat, units, rows)
             committed_here += 1
-            if bar is None:
-                # opened after the first batch: bad input found there prints one clean error line
-                bar = tqdm(total=total, initial=resumed, disable=not verbose, unit=unit, desc=op,
-                           file=sys.stderr, dynamic_ncols=True)
-            bar.update(units)
+            progress.update(units - group["shown"])
+            progress.show()
             if kill_after and committed_here >= kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
     finally:
-        if bar is not None:
-            bar.close()
+        progress.close()
 
     n_rows = journal.rows
     if n_rows == 0 and shard is None:

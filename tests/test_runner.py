@@ -346,6 +346,49 @@ def test_parameters_record_what_affects_results(dirs, tmp_path):
     assert len(hashes[0]) == 1 and hashes[0] != hashes[1]
 
 
+def test_progress_bar_per_batch_and_honest_rate(dirs, tmp_path, monkeypatch):
+    """The bar advances per forward batch inside a predict group, appears after the first commit, and
+    its clock starts with the loop (the first group's time counts in the rate)."""
+    import time
+
+    import tqdm.auto
+    from kipoi_tanger import runner as runner_mod
+    seen = {}
+
+    class Recording(tqdm.auto.tqdm):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            seen["bar"], seen["updates"] = self, []
+
+        def update(self, n=1):
+            seen["updates"].append(n)
+            return super().update(n)
+
+        def close(self):
+            seen["elapsed"] = self._time() - self.start_t
+            seen["n"] = self.n
+            return super().close()
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recording)
+    call = runner_mod._OpRunner.__call__
+    first = []
+
+    def slow_first(self, items):
+        if not first:
+            first.append(1)
+            time.sleep(0.3)
+        return call(self, items)
+
+    monkeypatch.setattr(runner_mod._OpRunner, "__call__", slow_first)
+    d = dirs["la"]
+    run("predict", d, str(tmp_path / "p.h5"), dataloader_args=dl_args(d), batch_size=4, group_regions=16)
+    # group 1 (16 rows) is added at once when the bar appears; then every forward batch of 4
+    assert seen["updates"] == [16, 4, 4, 4, 4, 4, 4] and seen["n"] == N
+    assert seen["elapsed"] >= 0.3          # the rate N / elapsed covers the slow first group
+    first.clear()
+    run("marginalize", d, str(tmp_path / "m.h5"), dataloader_args=dl_args(d), batch_size=8, group_regions=16,
+        motif="GATA")
+    assert seen["updates"] == [16, 4, 4, 4, 4, 4, 4] and seen["n"] == N     # before + after = one region
 
 
 def _kill_run(out, d, k, op="deeplift-shap", extra=", n_shuffles=2"):
