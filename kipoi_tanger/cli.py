@@ -241,14 +241,16 @@ def format_info(d):
         return f"{label:<16}{value}" + (f"   [{note}]" if note else "")
 
     ins = ", ".join(f"{i['name']} {i['shape']}" for i in d["inputs"]) or "-"
+    no_seq = d.get("no_sequence_input", False)
+    unknown = "none" if no_seq else "unknown"
     lines = [
         f"model           {d['model']} (source {d['source']}; Kipoi type {d['kipoi_type']}; module {d['module']})",
         f"dataloader      {d['dataloader']} ({d['dataloader_type']}); args: "
         + (", ".join(k + ("" if v["optional"] else "*") for k, v in d["dataloader_args"].items()) or "none")
         + "  (* required)",
         f"inputs          {ins}",
-        line("sequence input", d["sequence_input"] or "unknown", "sequence_input"),
-        line("layout", d["layout"] or "unknown", "layout"),
+        line("sequence input", d["sequence_input"] or unknown, "sequence_input"),
+        line("layout", d["layout"] or unknown, "layout"),
         line("alphabet", "".join(d["alphabet"]), "alphabet"),
         f"outputs         {', '.join(d['targets']) or '-'}",
         line("explain output", "unknown" if d["output"] is None and "output" in d.get("problems", {})
@@ -258,6 +260,12 @@ def format_info(d):
         line("ops", ", ".join(d["ops"]), "ops"),
     ]
     for k, v in d.get("problems", {}).items():
+        if no_seq and k in ("sequence_input", "layout"):
+            need = [op for op in d["ops"] if op != "predict"]
+            lines.append("note            the model has no sequence input: predict runs it on all its inputs"
+                         + (f"; {', '.join(need)} need one (declare sequence_input and layout under "
+                            "postprocessing: tanger)" if need else ""))
+            continue
         lines.append(f"note            {k}: {v}")
     return "\n".join(lines)
 

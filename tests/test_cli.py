@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from kipoi.readers import HDF5Reader
 
-from kipoi_model_dirs import dl_args, make_model_dir, run_cli
+from kipoi_model_dirs import REPO, dl_args, make_model_dir, run_cli
 from kipoi_tanger import cli, h5io
 from kipoi_tanger.runner import run
 
@@ -26,6 +26,8 @@ def work(tmp_path_factory):
         "tok": make_model_dir(root, "cl_tok", arch="TokenNet", layout="tokens",
                               tanger={"layout": "(L)", "sequence_input": "seq", "ops": ["predict", "marginalize"]}),
         "tm": make_model_dir(root, "cl_tm", arch="TinyCNN", layout="LA", defined_as="kipoi_tanger.TorchModel"),
+        "gru": make_model_dir(root, "cl_gru", arch="OneHotGRU", layout="AL"),
+        "gc_hmm_gru": os.path.join(REPO, "example_models", "gc_hmm_gru"),
     }
     np.save(root / "alpha.npy", np.arange(3, dtype=np.float32)[:, None])
     np.save(root / "beta.npy", np.array([[1.0], [2.0]], dtype=np.float32))
@@ -141,9 +143,9 @@ def test_commands_in_process_equal_api(work, capsys, tmp_path):
     dla = json.dumps(dl_args(d))
     cases = [
         (["deeplift-shap", d, "--dataloader_args", dla, "--random_state", "4", "--n_shuffles", "2",
-          "--target", "task2", "--hypothetical", "--return_references"],
+          "--target", "task2", "--hypothetical", "--return_references", "--warning_threshold", "0.5"],
          dict(op="deeplift-shap", random_state=4, n_shuffles=2, target="task2", hypothetical=True,
-              return_references=True)),
+              return_references=True, warning_threshold=0.5)),
         (["marginalize", d, "--dataloader_args", dla, "--motif", "GANAAG", "--start", "3"],
          dict(op="marginalize", motif="GANAAG", start=3)),
         (["product", d, "--dataloader_args", dla, "--args", str(root / "alpha.npy"), str(root / "beta.npy"),
@@ -160,6 +162,7 @@ def test_commands_in_process_equal_api(work, capsys, tmp_path):
         assert h5io.file_bytes_equal(out_cli, out_api), argv[0]
     assert h5io.load(str(tmp_path / "c0.h5"))["references"].shape == (N, 2, 4, 50)
     assert h5io.read_attrs(str(tmp_path / "c0.h5"))["target_label"] == "task2"
+    assert h5io.read_attrs(str(tmp_path / "c0.h5"))["parameters"]["warning_threshold"] == 0.5
     assert h5io.load(str(tmp_path / "c2.h5"))["y_after"].shape == (N, 3, 2, 3)
 
 
@@ -199,7 +202,15 @@ BAD = [
     (["deeplift-shap", "{la}", "--example", "-o", "x.tsv"], "a .tsv holds tables"),
     (["deeplift-shap", "{prof}", "--example", "--output", "profile", "-o", "x.h5"],
      "declare a reduction, e.g. reduce: {op: sum, axis: -1}"),
-    (["deeplift-shap", "{tok}", "--example", "-o", "x.h5"], "op 'deeplift-shap' is not supported"),
+    (["deeplift-shap", "{tok}", "--example", "-o", "x.h5"],
+     "op 'deeplift-shap' is not supported (postprocessing: tanger: ops declares predict, marginalize); its module "
+     "contains nn.GRU ('gru'), and recurrent cells have no DeepLIFT rule"),
+    (["deeplift-shap", "{gc_hmm_gru}", "--example", "-o", "x.h5"],
+     "its module contains nn.GRU ('gru'), and recurrent cells have no DeepLIFT rule"),
+    (["deeplift-shap", "{gru}", "--example", "-o", "x.h5"], "deep_lift_shap: module 'gru' (GRU) has no DeepLIFT rule"),
+    (["marginalize", "{gru}", "--example", "--motif", "GATA", "--op", "deeplift-shap", "-o", "x.h5"],
+     "deep_lift_shap: module 'gru' (GRU) has no DeepLIFT rule"),
+    (["deeplift-shap", "{la}", "--example", "--warning_threshold", "-1", "-o", "x.h5"], "--warning_threshold"),
     (["deeplift-shap", "{la}", "--example", "--target", "nosuch", "-o", "x.h5"], "--target: 'nosuch'"),
     (["deeplift-shap", "{la}", "--example", "--n_shuffles", "0", "-o", "x.h5"], "--n_shuffles"),
     (["marginalize", "{la}", "--example", "--motif", "GAXX", "-o", "x.h5"], "outside the alphabet"),
@@ -209,6 +220,7 @@ BAD = [
     (["predict", "{la}", "--example", "--source", "nosuch", "-o", "x.h5"], "--source nosuch"),
     (["predict", "{la}", "--example", "--dataloader", "no.such.Loader", "-o", "x.h5"], "--dataloader no.such.Loader"),
     (["predict", "{la}", "--example", "-o", "exists.h5"], "exists.h5 exists; pass --overwrite"),
+    (["predict", "{la}", "--example", "-o", "exists.h5/sub/x.h5"], "exists.h5 is not a directory"),
     (["predict", "{la}", "--example", "-o", "x.h5", "--batch_size", "x"], "--batch_size"),
     (["merge", "nothere.h5", "-o", "x.h5"], "nothere.h5: no such file"),
 ]
@@ -226,6 +238,34 @@ def test_bad_input_one_line_exit_2(work, capsys, tmp_path, argv, match):
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == ["exists.h5"], left
     assert (tmp_path / "exists.h5").read_bytes() == b"keep"
+
+
+def test_example_paths_and_new_output_dirs(capsys, tmp_path):
+    """The reported case: composite/from_predictions --example (a comma-separated list of example files,
+    relative to the dataloader dir) from another directory, into output dirs that do not exist yet;
+    predictions equal the model's test.expect.h5 (made by `kipoi test`, which cds into the dataloader dir)."""
+    import h5py
+    model = os.path.join(REPO, "example_models", "composite", "from_predictions")
+    rc, _, err = _main(["predict", model, "--example", "-o", "new/sub/y.h5", "-q"], capsys, tmp_path)
+    assert rc == 0, err
+    with h5py.File(os.path.join(model, "test.expect.h5"), "r") as f:
+        expect = f["preds"][:]
+    got = h5io.load(str(tmp_path / "new" / "sub" / "y.h5"))["preds"]
+    assert got.shape == expect.shape == (12, 1) and np.allclose(got, expect, atol=1e-5)
+    rc, _, err = _main(["predict", model, "--example", "-o", "new/sub/y.h5"], capsys, tmp_path)
+    assert rc == 2 and "exists; pass --overwrite" in _one_error_line(err)
+
+
+def test_info_without_sequence_input(capsys, tmp_path):
+    """composite/merged: inputs model2 (3,) and model3 (4,) are predictions; info says there is no
+    sequence input (model3's (4,) is not taken for one) and that predict runs on all inputs."""
+    rc, out, err = _main(["info", os.path.join(REPO, "example_models", "composite", "merged")], capsys, tmp_path)
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert any(l.startswith("sequence input  none") for l in lines), out
+    assert any(l.startswith("layout          none") for l in lines), out
+    assert "note            the model has no sequence input: predict runs it on all its inputs" in lines
+    assert "model3" not in next(l for l in lines if l.startswith("sequence input"))
 
 
 def test_register_command_extends_the_cli(capsys, tmp_path):
