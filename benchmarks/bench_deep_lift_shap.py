@@ -8,6 +8,10 @@ references tensor shared by all three implementations:
 * tangermeme.deep_lift_shap.deep_lift_shap
 * captum DeepLiftShap, one example (20 references) per call, through
   tangermeme's ``_captum_deep_lift_shap`` (hypothetical projection, x mask)
+* kipoi_tanger again with dead-branch pruning switched off
+  (``_deeplift_rules.PRUNE_DEAD_BRANCHES = False``): the profile head then runs
+  on every row as in the other two, which is the figure for models whose every
+  module reaches the output
 
 Every timed call runs in a fresh subprocess (one warm-up call on 1 example x 2
 references first), repeats are interleaved across implementations so that
@@ -37,7 +41,7 @@ sys.path.insert(0, os.path.join(HERE, '..'))
 
 N_SHUFFLES = 20
 BATCH_SIZE = 32
-IMPLS = ('kipoi_tanger', 'tangermeme', 'captum')
+IMPLS = ('kipoi_tanger', 'tangermeme', 'captum', 'kipoi_tanger_no_pruning')
 
 
 class RSSSampler:
@@ -95,8 +99,11 @@ def child(impl, inputs, n, out, threads):
     model = CountsOnly(BPNetLike())
     model.load_state_dict(d['state'])
     X, refs = d['X'][:n], d['refs'][:n]
-    if impl == 'kipoi_tanger':
+    if impl.startswith('kipoi_tanger'):
+        from kipoi_tanger import _deeplift_rules
         from kipoi_tanger.deep_lift_shap import deep_lift_shap as f
+        # Without pruning the profile head runs on every row, as in the other two.
+        _deeplift_rules.PRUNE_DEAD_BRANCHES = impl == 'kipoi_tanger'
     elif impl == 'tangermeme':
         from tangermeme.deep_lift_shap import deep_lift_shap as f
     else:
@@ -157,7 +164,7 @@ def main():
                 res = run_child(impl, inputs, n, out, a.threads)
                 res['loadavg_1min_after'] = os.getloadavg()[0]
                 runs[impl].append(res)
-                print(f"{impl:13s} N={n} wall {res['wall_s']:7.2f} s  cpu {res['cpu_s']:7.2f} s  "
+                print(f"{impl:24s} N={n} wall {res['wall_s']:7.2f} s  cpu {res['cpu_s']:7.2f} s  "
                       f"peak +{res['peak_rss_above_start_mib']:.0f} MiB", flush=True)
         quarter = run_child('kipoi_tanger', inputs, max(1, n // 4), None, a.threads)
         attrs = {k: torch.load(os.path.join(tmp, f'{k}.pt')) for k in IMPLS}
@@ -198,6 +205,15 @@ def main():
             'throughput_vs_captum_median_wall': ratio('captum', 'wall_s_median'),
             'throughput_vs_tangermeme_cpu_time': ratio('tangermeme', 'cpu_s_min'),
             'throughput_vs_captum_cpu_time': ratio('captum', 'cpu_s_min'),
+            # The same without dead-branch pruning (models whose every module reaches the output).
+            'no_pruning_throughput_vs_tangermeme': round(summary['tangermeme']['wall_s_min']
+                                                         / summary['kipoi_tanger_no_pruning']['wall_s_min'], 2),
+            'no_pruning_throughput_vs_captum': round(summary['captum']['wall_s_min']
+                                                     / summary['kipoi_tanger_no_pruning']['wall_s_min'], 2),
+            'no_pruning_throughput_vs_tangermeme_cpu_time': round(
+                summary['tangermeme']['cpu_s_min'] / summary['kipoi_tanger_no_pruning']['cpu_s_min'], 2),
+            'no_pruning_throughput_vs_captum_cpu_time': round(
+                summary['captum']['cpu_s_min'] / summary['kipoi_tanger_no_pruning']['cpu_s_min'], 2),
             'peak_memory_vs_tangermeme': round(ours['peak_rss_above_start_mib']
                                                / max(summary['tangermeme']['peak_rss_above_start_mib'], 1e-9), 3),
         },

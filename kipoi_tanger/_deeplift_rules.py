@@ -490,6 +490,9 @@ class Session:
 # the profile head on every row although nothing of it reaches the output.
 # --------------------------------------------------------------------------
 
+# Escape hatch (and benchmark switch): set False to always run the eager model.
+PRUNE_DEAD_BRANCHES = True
+
 _INPLACE_OPERATORS = {'iadd', 'isub', 'imul', 'itruediv', 'ifloordiv', 'imod', 'ipow', 'iand', 'ior',
                       'ixor', 'ilshift', 'irshift', 'imatmul', 'setitem', 'delitem'}
 
@@ -534,6 +537,8 @@ def prune_dead_branches(model, n_args, leaves):
     forward cannot be traced, or when hooks on traced-through modules would
     be lost. The caller must check the result against the eager model.
     """
+    if not PRUNE_DEAD_BRANCHES:
+        return None
     try:
         import torch.fx as fx
     except ImportError:  # pragma: no cover - fx ships with torch >= 1.8

@@ -575,6 +575,12 @@ def test_dead_branches_are_pruned_only_when_equivalent():
         assert gm is not None and 'fconv' not in gm.code and 'rconvs' in gm.code
         assert torch.equal(gm(X, *args), model(X, *args))
     assert prune_dead_branches(SmallCNN(length=40), 0, []) is None  # nothing to drop
+    from kipoi_tanger import _deeplift_rules
+    _deeplift_rules.PRUNE_DEAD_BRANCHES = False
+    try:
+        assert prune_dead_branches(model, 0, []) is None  # switched off
+    finally:
+        _deeplift_rules.PRUNE_DEAD_BRANCHES = True
     assert prune_dead_branches(GRUNet(), 0, []) is None
 
     # A hook on the dead head keeps it: it still fires during deep_lift_shap.
