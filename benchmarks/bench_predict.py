@@ -75,12 +75,16 @@ def predict_overhead(n, batch_size, repeats):
         'kipoi_tanger': lambda: predict(model, X, batch_size=batch_size, device='cpu'),
         'tangermeme': lambda: tm_predict(model, X, batch_size=batch_size, device='cpu'),
     }
-    for f in impls.values():  # warm-up on a slice
-        model(X[:2])
+    for f in impls.values():  # warm-up: every code path once, on a slice
+        with torch.no_grad():
+            model(X[:2])
     times = {k: [] for k in impls}
     results = {}
-    for _ in range(repeats):
-        for name, f in impls.items():
+    names = list(impls)
+    for r in range(repeats):
+        # rotate the order each round so no implementation always runs first
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            f = impls[name]
             t0 = time.perf_counter()
             results[name] = f()
             times[name].append(time.perf_counter() - t0)
@@ -160,7 +164,7 @@ def main():
         'machine': {'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
                     'python': platform.python_version(), 'torch': torch.__version__},
         'predict_overhead': predict_overhead(n=64 if quick else 256, batch_size=64,
-                                             repeats=2 if quick else 3),
+                                             repeats=2 if quick else 6),
         'apply_product_memory': product_memory(quick),
     }
     os.makedirs(os.path.join(HERE, 'results'), exist_ok=True)
