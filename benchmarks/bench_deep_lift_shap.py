@@ -35,6 +35,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _measure import RSSSampler  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'tests'))
 sys.path.insert(0, os.path.join(HERE, '..'))
@@ -44,33 +47,6 @@ BATCH_SIZE = 32
 IMPLS = ('kipoi_tanger', 'tangermeme', 'captum', 'kipoi_tanger_no_pruning')
 
 
-class RSSSampler:
-    """Peak current RSS (MiB) while active, sampled from /proc every millisecond."""
-
-    def __init__(self):
-        import threading
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.peak = self.now()
-
-    @staticmethod
-    def now():
-        with open('/proc/self/statm') as f:
-            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2 ** 20
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.now())
-            time.sleep(0.001)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.now())
 
 
 def make_inputs(workdir, n):
