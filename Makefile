@@ -21,7 +21,7 @@ $(VENV)/.torch: | $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.installed: $(DEPS) $(VENV)/.torch
-	$(PIP) install --quiet -e ".[test]"
+	$(PIP) install --quiet -e ".[test,frameworks]"
 	touch $@
 
 venv: $(VENV)/.installed
@@ -36,7 +36,7 @@ demo: $(VENV)/.installed
 	$(PY) -m kipoi_tanger.demo --out demo_output
 
 $(VENV)/.bench: $(VENV)/.installed
-	$(PIP) install --quiet -e ".[test,bench]"
+	$(PIP) install --quiet -e ".[test,frameworks,bench]"
 	touch $@
 
 bench: $(VENV)/.bench

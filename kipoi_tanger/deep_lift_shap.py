@@ -16,24 +16,17 @@ time with the same reference contract, as a cross-check.
 """
 import numbers
 import warnings
-from typing import NamedTuple
-
 import torch
 
 from ._base import (autocast, check_args, check_batch_size, check_X, model_on, resolve_device,
                     resolve_dtype)
+from .results import AttributionReferencesResult
 from ._deeplift_rules import (BUILTIN_RULES, Session, build_rules, maxpool_rule,  # noqa: F401
                               prune_dead_branches, rescale_rule, same_outputs, softmax_rule)
 
 __all__ = ['deep_lift_shap', 'hypothetical_attributions', 'captum_deep_lift_shap',
            '_captum_deep_lift_shap', 'AttributionReferencesResult', 'dinucleotide_shuffle',
            'rescale_rule', 'maxpool_rule', 'softmax_rule']
-
-
-class AttributionReferencesResult(NamedTuple):
-    """Attributions (or raw multipliers) and the references they were computed against."""
-    attributions: torch.Tensor
-    references: torch.Tensor
 
 
 def dinucleotide_shuffle(X, start=0, end=-1, n=20, random_state=None, allow_N=False, verbose=False):

@@ -8,19 +8,11 @@ y_after)``. Any keyword that ``func`` takes passes through, so it nests inside
 ``batch_size=``, ``device=``, ``verbose=``) and runs ``deep_lift_shap`` with
 ``func=deep_lift_shap``.
 """
-from typing import Any, NamedTuple
-
 from .ersatz import _check_tensor, substitute
 from .predict import predict
+from .results import PerturbationResult
 
 __all__ = ['marginalize', 'PerturbationResult']
-
-
-class PerturbationResult(NamedTuple):
-    """Outputs of ``func`` before and after the perturbation (each a tensor, or
-    a list of tensors for multi-output models)."""
-    y_before: Any
-    y_after: Any
 
 
 def marginalize(model, X, motif, start=None, alphabet=['A', 'C', 'G', 'T'], func=predict,
