@@ -10,7 +10,7 @@ TORCH  ?= torch==2.13.0
 DEPS   := setup.cfg pyproject.toml $(wildcard setup.py)
 PYTEST_ARGS ?=
 
-.PHONY: test test-all demo bench venv clean
+.PHONY: test test-all demo bench gpu-check venv clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ $(VENV)/.bench: $(VENV)/.installed
 
 bench: $(VENV)/.bench
 	$(PY) benchmarks/run_all.py
+
+# On a machine with a CUDA GPU (and a CUDA build of torch in the venv): the tests
+# marked gpu, then CUDA throughput and CPU parity (benchmarks/results/gpu_check.json).
+gpu-check: $(VENV)/.installed
+	$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check: no CUDA device visible to torch')"
+	$(PY) -m pytest -q -m gpu tests/test_gpu.py $(PYTEST_ARGS)
+	$(PY) benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) demo_output build *.egg-info .pytest_cache
