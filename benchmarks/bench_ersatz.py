@@ -40,23 +40,22 @@ rss_mib = RSSSampler.now
 def implementations():
     """name -> callable(X, n, random_state)."""
     from tangermeme.ersatz import dinucleotide_shuffle as tm_shuffle
-    from kipoi_tanger import ersatz
+    from kipoi_tanger import _shuffle, ersatz
 
     def ours(compiled):
         def run(X, n, random_state):
-            saved = ersatz._compiled_walk
-            ersatz._compiled_walk = (lambda work: ersatz._numba_walk()) if compiled \
-                else (lambda work: None)
+            saved = _shuffle.kernel
+            _shuffle.kernel = _shuffle._numba_walk if compiled else (lambda: None)
             try:
                 return ersatz.dinucleotide_shuffle(X, n=n, random_state=random_state)
             finally:
-                ersatz._compiled_walk = saved
+                _shuffle.kernel = saved
         return run
 
     impls = {'tangermeme': lambda X, n, random_state: tm_shuffle(X, n=n,
                                                                    random_state=random_state),
              'kipoi_tanger_numpy': ours(False)}
-    if ersatz._numba_walk() is not None:
+    if _shuffle._numba_walk() is not None:
         impls['kipoi_tanger_numba'] = ours(True)
     return impls
 

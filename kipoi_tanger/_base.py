@@ -6,8 +6,26 @@ Every op in kipoi_tanger goes through these helpers so that ``device=None``,
 behave the same way everywhere.
 """
 import contextlib
+import inspect
+import numbers
+import warnings
 
 import torch
+
+
+# Errors for bad arguments. Each is a ValueError (kipoi_tanger's contract for
+# bad input) and also the type tangermeme 1.6.0 raises in the same situation,
+# so code written for either keeps catching them.
+class ArgumentTypeError(ValueError, TypeError):
+    """A bad argument where tangermeme raises TypeError (e.g. ``args=5``)."""
+
+
+class ArgumentIndexError(ValueError, IndexError):
+    """A bad argument where tangermeme raises IndexError (e.g. a float ``start``)."""
+
+
+class ArgumentRuntimeError(ValueError, RuntimeError):
+    """A bad argument where tangermeme raises RuntimeError (e.g. ``n=0``)."""
 
 
 def resolve_device(device=None):
@@ -96,24 +114,39 @@ def check_X(X, name='X'):
         raise ValueError(f"{name}: must contain at least one example (got shape {tuple(X.shape)})")
 
 
-def check_args(X, args, aligned=True):
+def check_args(X, args, aligned=True, surplus_rows=False):
     """Validate ``args``: a tuple/list of tensors. With ``aligned`` each must
     have ``len(X)`` rows (predict); otherwise they must share one length
-    (predict_cross, apply_pairwise)."""
+    (predict_cross, apply_pairwise).
+
+    ``surplus_rows=True`` (with ``aligned``) accepts args with more rows than
+    ``X`` and keeps rows ``0 .. len(X) - 1``, row i going with example i, as
+    tangermeme's ``deep_lift_shap`` does; a ``TangermemeWarning`` names the
+    rows left out. Fewer rows than ``X`` is always an error.
+    """
     if args is None:
         return None
     if isinstance(args, torch.Tensor):
         args = (args,)
     if not isinstance(args, (tuple, list)):
-        raise ValueError(f"args: expected a tuple or list of tensors, got {type(args).__name__}")
+        raise ArgumentTypeError(f"args: expected a tuple or list of tensors, got "
+                                f"{type(args).__name__}")
     for i, a in enumerate(args):
         if not isinstance(a, torch.Tensor):
-            raise ValueError(f"args[{i}]: expected a torch.Tensor, got {type(a).__name__}")
+            raise ArgumentTypeError(f"args[{i}]: expected a torch.Tensor, got {type(a).__name__}")
         if a.ndim == 0:
             raise ValueError(f"args[{i}]: must have a batch axis (got a 0-d tensor)")
-        if aligned and a.shape[0] != X.shape[0]:
+        if aligned and a.shape[0] != X.shape[0] and not (surplus_rows and a.shape[0] > X.shape[0]):
             raise ValueError(f"args[{i}]: has {a.shape[0]} rows but X has {X.shape[0]}; "
                              "every arg must have one row per example")
+    if aligned and surplus_rows and any(a.shape[0] > X.shape[0] for a in args):
+        from .utils import TangermemeWarning
+        n = X.shape[0]
+        extra = ', '.join(f"args[{i}] rows {n}..{a.shape[0] - 1}" for i, a in enumerate(args)
+                          if a.shape[0] > n)
+        warnings.warn(f"args: X has {n} examples, so row i of each arg goes with example i and "
+                      f"{extra} are not used", TangermemeWarning, stacklevel=3)
+        args = [a[:n] for a in args]
     if not aligned:
         if len(args) == 0:
             raise ValueError("args: at least one tensor is required")
@@ -131,6 +164,49 @@ def check_batch_size(batch_size):
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
     return batch_size
+
+
+def check_int(value, name, low=None, high=None, error=ValueError, what=None):
+    """``value`` as an int in ``[low, high]`` (None: unbounded). A non-integer
+    (bools included) raises ``error`` (the type tangermeme raises there); a
+    value out of range raises ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise error(f"{name}: expected an int, got {value!r}")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        lo = '-inf' if low is None else low
+        hi = 'inf' if high is None else high
+        raise ValueError(f"{name}: expected an int in [{lo}, {hi}]"
+                         + (f" ({what})" if what else "") + f", got {value}")
+    return value
+
+
+def check_func_kwargs(func, additional_func_kwargs, name='func'):
+    """Check ``func`` is callable and ``additional_func_kwargs`` a dict (or
+    None); return a copy of the dict (callers never modify the user's)."""
+    if not callable(func):
+        raise ValueError(f"{name}: expected a callable such as predict or deep_lift_shap, got "
+                         f"{type(func).__name__}")
+    if additional_func_kwargs is not None and not isinstance(additional_func_kwargs, dict):
+        raise ValueError("additional_func_kwargs: expected a dict or None, got "
+                         f"{type(additional_func_kwargs).__name__}")
+    return dict(additional_func_kwargs or {})
+
+
+def takes_parameter(func, name):
+    """Whether ``func`` has a parameter called ``name`` (``**kwargs`` does not
+    count, as in tangermeme's forwarding of ``random_state``)."""
+    try:
+        return name in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def check_return_packed(return_packed):
+    """kipoi_tanger has no PackedSequence: refuse ``return_packed=True``."""
+    if return_packed:
+        raise ValueError("return_packed: kipoi_tanger has no PackedSequence; pass None or False "
+                         "(sequences stay one-hot tensors)")
 
 
 def split_output(y):

@@ -1,53 +1,34 @@
-"""Sequence edits and shuffles: ``substitute``, ``shuffle``, ``dinucleotide_shuffle``.
+"""Sequence edits and shuffles mirroring ``tangermeme.ersatz`` (1.6.0):
+``substitute``, ``multisubstitute``, ``insert``, ``delete``, ``randomize``,
+``shuffle``, ``dinucleotide_shuffle`` and ``local_dinucleotide_shuffle``.
 
-Shapes and argument semantics follow ``tangermeme.ersatz`` (1.6.0): one-hot
-``(N, A, L)`` in, ``(N, A, L)`` (substitute) or ``(N, n, A, L)`` (shuffles)
-out, with the dtype and device of ``X``.
+One-hot ``(N, A, L)`` in; edits return ``(N, A, L')`` and shuffles
+``(N, n, A, L)``, with the dtype and device of ``X``. All-zero columns are
+unknown characters (N): edits keep them where they do not write.
 
 :func:`dinucleotide_shuffle` differs from tangermeme on purpose: it samples
-**uniformly** among all sequences that have the same dinucleotide counts and
-the same first character (tangermeme keeps each character's last successor
-fixed, so it reaches only part of them; its issue #27). It uses the
-Altschul–Erickson / Kandel et al. construction behind uShuffle:
-
-1. a walk through the window's dinucleotides that starts at its first
-   character is fixed by the order in which it leaves every character. The
-   *last* exits of the characters other than the final one form an
-   arborescence rooted at the final character, and every arborescence plus
-   every order of the remaining exits gives exactly one sequence;
-2. so draw the arborescence with probability proportional to the product of
-   its edges' multiplicities (all of them are enumerated: there are few with
-   at most 5 characters), put every character's other exits in a uniformly
-   random order (by sorting random keys) and walk.
-
-The walk is a loop over positions, vectorised over a group of ``N * n``
-walks; the group's exit lists and characters live in its own output bytes
-until they are expanded to one-hot, so memory stays at the output plus a few
-MiB of buffers. When numba is importable the same walk runs as a compiled
-loop over the same sorted keys (identical shuffles, several times faster);
-``KIPOI_TANGER_NUMBA=0`` turns that off.
+**uniformly** among all sequences with the same dinucleotide counts and the
+same first character (tangermeme keeps each character's last successor
+fixed and reaches only part of them, its issue #27). The walk lives in
+:mod:`kipoi_tanger._shuffle` (compiled with numba, cached on disk; the numpy
+loop gives the same shuffles).
 """
-import functools
-import itertools
 import numbers
-import os
-import sys
 import warnings
 
 import numpy
 import torch
 
-__all__ = ['substitute', 'shuffle', 'dinucleotide_shuffle']
+from . import _shuffle
+from ._base import (ArgumentIndexError, ArgumentRuntimeError, ArgumentTypeError, check_int,
+                    check_return_packed)
 
-# Chunk buffers (sort keys, one-hot staging) hold about this many bytes.
+__all__ = ['insert', 'substitute', 'multisubstitute', 'delete', 'randomize', 'shuffle',
+           'dinucleotide_shuffle', 'local_dinucleotide_shuffle']
+
+# Validation chunks hold about this many bytes.
 _CHUNK_BYTES = 4 << 20
-# Walks advanced together (whole sequences): bounds the per-walk scratch.
-_GROUP_WALKS = 4096
-# Enumerate arborescences up to this many characters (6^5 candidate parent maps).
-_MAX_ENUMERATED = 6
-_LITTLE = sys.byteorder == 'little'
-# Positions (walks x window) from which a call loads numba for the walk.
-_NUMBA_MIN_WORK = 8 << 20
+DNA = ['A', 'C', 'G', 'T']
 
 
 def _check_tensor(X, name='X'):
@@ -117,33 +98,48 @@ def _window_codes(X, start, end, allow_N):
     return codes
 
 
-def _motif_tensor(motif, X, alphabet, ignore):
+def _motif_tensor(motif, X, alphabet, ignore, allow_N=True):
+    """A one-hot ``(1 or N, A, m)`` motif on X's device and dtype; all-zero
+    columns (``ignore`` characters) only where ``allow_N``."""
+    if len(alphabet) != X.shape[1]:
+        raise ValueError(f"alphabet: has {len(alphabet)} characters but X has {X.shape[1]} rows "
+                         "on axis 1")
     if isinstance(motif, str):
         from .utils import one_hot_encode
         if len(motif) == 0:
             raise ValueError("motif: expected a non-empty string")
-        if len(alphabet) != X.shape[1]:
-            raise ValueError(f"alphabet: has {len(alphabet)} characters but X has {X.shape[1]} "
-                             "rows on axis 1")
-        return one_hot_encode(motif, alphabet=alphabet, ignore=ignore, dtype=X.dtype)[None] \
-            .to(X.device)
+        return one_hot_encode(motif, alphabet=alphabet, ignore=ignore if allow_N else [],
+                              dtype=X.dtype)[None].to(X.device)
     if not isinstance(motif, torch.Tensor):
         raise ValueError(f"motif: expected a str or a one-hot torch.Tensor, got "
                          f"{type(motif).__name__}")
     if motif.ndim == 2:
         motif = motif[None]
-    if motif.ndim != 3 or motif.shape[1] != X.shape[1] or motif.shape[0] not in (1, X.shape[0]) \
-            or motif.shape[2] == 0:
+    if motif.ndim != 3 or motif.shape[1] != X.shape[1] or motif.shape[2] == 0:
         raise ValueError(f"motif: expected shape (1 or {X.shape[0]}, {X.shape[1]}, m), got "
                          f"{tuple(motif.shape)}")
+    if motif.shape[0] not in (1, X.shape[0]):  # tangermeme: a RuntimeError from torch
+        raise ArgumentRuntimeError(f"motif: has shape {tuple(motif.shape)}, a batch of "
+                                   f"{motif.shape[0]} for {X.shape[0]} sequences; expected 1 (one "
+                                   f"motif for all) or {X.shape[0]} (one each)")
     if motif.device != X.device:
         raise ValueError(f"motif: must be on the same device as X; got motif on {motif.device} "
                          f"and X on {X.device}")
-    _check_one_hot(motif, 'motif', allow_N=True)
+    for _, _, total in _one_hot_chunks(motif, 'motif', True):
+        if not allow_N and (total == 0).any():
+            raise ValueError("motif: must be one-hot encoded with no all-zero (N) columns")
     return motif
 
 
-def substitute(X, motif, start=None, alphabet=['A', 'C', 'G', 'T'], ignore=['N']):
+def _write_motif(Y, motif, start):
+    """Write ``motif`` into ``Y`` (in place) from ``start``; its all-zero
+    columns keep the base of ``Y``."""
+    window = Y[:, :, start:start + motif.shape[-1]]
+    keep = (motif != 0).any(dim=1, keepdim=True)
+    window.copy_(torch.where(keep, motif.to(Y.dtype), window))
+
+
+def substitute(X, motif, start=None, alphabet=DNA, ignore=['N'], return_packed=None):
     """Substitute a motif into every sequence at one position.
 
     Parameters
@@ -154,21 +150,25 @@ def substitute(X, motif, start=None, alphabet=['A', 'C', 'G', 'T'], ignore=['N']
     motif : str or torch.Tensor
         A string encoded with ``alphabet`` (characters in ``ignore`` keep the
         original base), or a one-hot tensor ``(1, A, m)`` applied to every
-        sequence or ``(N, A, m)`` applied one-to-one; its all-zero columns keep
-        the original base.
+        sequence or ``(N, A, m)`` applied one-to-one (another batch size raises
+        a RuntimeError-compatible error); its all-zero columns keep the base.
     start : int or None, optional
         First position of the motif. None centres it: ``L // 2 - m // 2``.
-        An explicit start must satisfy ``0 <= start <= L - m``. Default None.
+        An explicit start must satisfy ``0 <= start <= L - m``; a non-integer
+        raises an IndexError-compatible error, as in tangermeme. Default None.
     alphabet : list of str, optional
-        Characters of axis 1, used for a string motif. Default ACGT.
+        Characters of axis 1. Default ACGT.
     ignore : list of str, optional
         Characters of a string motif that keep the original base. Default ``['N']``.
+    return_packed : None or False, optional
+        kipoi_tanger has no PackedSequence; True raises.
 
     Returns
     -------
     torch.Tensor, shape=(N, A, L)
         A copy of ``X`` (same dtype and device) with the motif substituted.
     """
+    check_return_packed(return_packed)
     _check_tensor(X)
     _check_one_hot(X, 'X', allow_N=True)
     motif = _motif_tensor(motif, X, alphabet, ignore)
@@ -177,23 +177,199 @@ def substitute(X, motif, start=None, alphabet=['A', 'C', 'G', 'T'], ignore=['N']
         raise ValueError(f"motif: length {m} is longer than the sequences ({L})")
     if start is None:
         start = L // 2 - m // 2
-    elif isinstance(start, bool) or not isinstance(start, numbers.Integral) \
-            or not 0 <= start <= L - m:
-        raise ValueError(f"start: expected an int in [0, {L - m}] (L={L}, motif length {m}), "
-                         f"got {start!r}")
-    start = int(start)
+    start = check_int(start, 'start', 0, L - m, error=ArgumentIndexError,
+                      what=f"L={L}, motif length {m}")
     Y = X.clone()
-    window = Y[:, :, start:start + m]
-    keep = (motif != 0).any(dim=1, keepdim=True)
-    window.copy_(torch.where(keep, motif.to(X.dtype), window))
+    _write_motif(Y, motif, start)
     return Y
 
 
+def _spacings(spacing, n_motifs):
+    if isinstance(spacing, (torch.Tensor, numpy.ndarray)) and spacing.ndim <= 1:
+        spacing = spacing.tolist()
+    if isinstance(spacing, bool) or not isinstance(spacing, (numbers.Integral, list, tuple)):
+        raise ValueError(f"spacing: expected an int or a list of ints, got {spacing!r}")
+    if isinstance(spacing, numbers.Integral):
+        spacing = [spacing] * max(n_motifs - 1, 0)
+    if len(spacing) != n_motifs - 1:
+        raise ValueError(f"spacing: {n_motifs} motifs need {n_motifs - 1} spacings, got "
+                         f"{len(spacing)}")
+    return [check_int(s, f'spacing[{i}]', low=0) for i, s in enumerate(spacing)]
+
+
+def multisubstitute(X, motifs, spacing, start=None, alphabet=DNA, ignore=['N'],
+                    return_packed=None):
+    """Substitute several motifs with given gaps between them.
+
+    Parameters
+    ----------
+    X : torch.Tensor, shape=(N, A, L)
+        One-hot sequences (N columns allowed).
+    motifs : list of str or torch.Tensor
+        As ``motif`` in :func:`substitute`, in order of position.
+    spacing : int or list of int
+        The gap after motif i before motif i + 1 (``len(motifs) - 1`` of
+        them), or one int for all gaps. Non-negative.
+    start : int or None, optional
+        Position of the first motif. None centres the whole arrangement:
+        ``L // 2 - total // 2`` with ``total`` the motif lengths plus the gaps.
+        Default None.
+    alphabet, ignore, return_packed
+        As in :func:`substitute`.
+
+    Returns
+    -------
+    torch.Tensor, shape=(N, A, L)
+        A copy of ``X`` with every motif substituted.
+    """
+    check_return_packed(return_packed)
+    _check_tensor(X)
+    _check_one_hot(X, 'X', allow_N=True)
+    if not isinstance(motifs, (list, tuple)):
+        raise ValueError(f"motifs: expected a list of motifs, got {type(motifs).__name__}")
+    gaps = _spacings(spacing, len(motifs))  # an empty list: 0 motifs need -1 spacings
+    tensors = [_motif_tensor(m, X, alphabet, ignore) for m in motifs]
+    L = X.shape[-1]
+    total = sum(t.shape[-1] for t in tensors) + sum(gaps)
+    if total > L:
+        raise ValueError(f"motifs and spacing: span {total} positions, longer than the sequences "
+                         f"({L})")
+    if start is None:
+        start = L // 2 - total // 2
+    start = check_int(start, 'start', 0, L - total, error=ArgumentIndexError,
+                      what=f"L={L}, the motifs and gaps span {total}")
+    Y = X.clone()
+    for t, gap in zip(tensors, gaps + [0]):
+        _write_motif(Y, t, start)
+        start += t.shape[-1] + gap
+    return Y
+
+
+def insert(X, motif, start=None, alphabet=DNA, return_packed=None):
+    """Insert a motif into every sequence, which grows by its length.
+
+    Parameters
+    ----------
+    X : torch.Tensor, shape=(N, A, L)
+        One-hot sequences (N columns allowed and carried over).
+    motif : str or torch.Tensor
+        A string of ``alphabet`` characters (N raises: nothing to keep), or a
+        one-hot tensor ``(1, A, m)`` or ``(N, A, m)`` without all-zero columns.
+    start : int or None, optional
+        The motif's first position in the result: ``X[..., :start]``, the
+        motif, then ``X[..., start:]``. None inserts at ``L // 2``. Any of
+        ``0 .. L`` (``L`` appends; tangermeme refuses it). Default None.
+    alphabet : list of str, optional
+        Characters of axis 1. Default ACGT.
+    return_packed : None or False, optional
+        kipoi_tanger has no PackedSequence; True raises.
+
+    Returns
+    -------
+    torch.Tensor, shape=(N, A, L + m)
+        Same dtype and device as ``X``.
+    """
+    check_return_packed(return_packed)
+    _check_tensor(X)
+    _check_one_hot(X, 'X', allow_N=True)
+    motif = _motif_tensor(motif, X, alphabet, [], allow_N=False)
+    L = X.shape[-1]
+    start = L // 2 if start is None else check_int(start, 'start', 0, L, error=ArgumentTypeError,
+                                                    what=f"L={L}")
+    motif = motif.to(X.dtype).expand(X.shape[0], -1, -1)
+    return torch.cat([X[:, :, :start], motif, X[:, :, start:]], dim=-1)
+
+
+def delete(X, start, end, return_packed=None):
+    """Delete positions ``[start, end)`` from every sequence.
+
+    Parameters
+    ----------
+    X : torch.Tensor, shape=(N, A, L)
+        One-hot sequences (N columns allowed; those kept are carried over).
+    start, end : int
+        ``0 <= start < end <= L``; deleting all L positions raises.
+
+    Returns
+    -------
+    torch.Tensor, shape=(N, A, L - (end - start))
+    """
+    check_return_packed(return_packed)
+    _check_tensor(X)
+    _check_one_hot(X, 'X', allow_N=True)
+    L = X.shape[-1]
+    start, end = _edit_window(start, end, L)
+    if end - start == L:
+        raise ValueError(f"start/end: deleting [{start}, {end}) would leave nothing of the "
+                         f"sequences (L={L})")
+    return torch.cat([X[:, :, :start], X[:, :, end:]], dim=-1)
+
+
+def _edit_window(start, end, L):
+    start = check_int(start, 'start', 0, L - 1, error=ArgumentTypeError, what=f"L={L}")
+    end = check_int(end, 'end', start + 1, L, error=ArgumentTypeError,
+                    what=f"after start={start}, at most L={L}")
+    return start, end
+
+
+def randomize(X, start, end, probs=[[0.25, 0.25, 0.25, 0.25]], n=1, random_state=None,
+              return_packed=None):
+    """Replace positions ``[start, end)`` with random characters, ``n`` times.
+
+    Draws exactly as tangermeme does: for each of the n draws, for each
+    sequence i, ``RandomState(random_state).choice(A, size=end - start,
+    p=probs_i)``, so a seed gives tangermeme's sequences.
+
+    Parameters
+    ----------
+    X : torch.Tensor, shape=(N, A, L)
+        One-hot sequences (N columns outside the window are kept).
+    start, end : int
+        The window, ``0 <= start < end <= L`` (no negative end).
+    probs : array-like, shape=(1, A) or (N, A), optional
+        Character probabilities, shared or per sequence; every row
+        non-negative and summing to 1 within 1e-6 (then renormalised).
+        Default uniform over ACGT.
+    n : int, optional
+        Draws per sequence. Default 1.
+    random_state : int, numpy.random.RandomState or None, optional
+        Seed or generator. Default None.
+    return_packed : None or False, optional
+        kipoi_tanger has no PackedSequence; True raises.
+
+    Returns
+    -------
+    torch.Tensor, shape=(N, n, A, L)
+        Same dtype and device as ``X``.
+    """
+    from .utils import _random_state
+    check_return_packed(return_packed)
+    _check_tensor(X)
+    _check_one_hot(X, 'X', allow_N=True)
+    N, A, L = X.shape
+    start, end = _edit_window(start, end, L)
+    n = _check_n(n)
+    p = numpy.asarray(probs.cpu() if isinstance(probs, torch.Tensor) else probs, dtype=float)
+    if p.ndim != 2 or p.shape[0] not in (1, N) or p.shape[1] != A:
+        raise ValueError(f"probs: expected shape (1, {A}) or ({N}, {A}), got {p.shape}")
+    if (p < 0).any() or not numpy.allclose(p.sum(axis=1), 1.0, rtol=0, atol=1e-6):
+        raise ValueError("probs: every row must be non-negative and sum to 1")
+    p = numpy.broadcast_to(p / p.sum(axis=1, keepdims=True), (N, A))
+    rs = _random_state(random_state)
+    idx = numpy.empty((N, n, end - start), dtype=numpy.int64)
+    for i in range(n):
+        for j in range(N):
+            idx[j, i] = rs.choice(A, size=end - start, p=p[j])
+    out = X.unsqueeze(1).repeat(1, n, 1, 1)
+    window = torch.zeros(N, n, A, end - start, dtype=X.dtype, device=X.device)
+    window.scatter_(2, torch.from_numpy(idx).to(X.device).unsqueeze(2), 1)
+    out[..., start:end] = window
+    return out
+
+
 def _resolve_window(start, end, L):
-    for name, v in (('start', start), ('end', end)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise ValueError(f"{name}: expected an int, got {v!r}")
-    start, end = int(start), int(end)
+    start = check_int(start, 'start', error=ArgumentTypeError)
+    end = check_int(end, 'end', error=ArgumentTypeError)
     if end < 0:
         end = L + 1 + end
     if not 0 <= start < end <= L:
@@ -203,12 +379,14 @@ def _resolve_window(start, end, L):
 
 
 def _check_n(n):
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"n: expected a positive int, got {n!r}")
-    return int(n)
+    # tangermeme: TypeError for a float n, RuntimeError for n = 0.
+    n = check_int(n, 'n', error=ArgumentTypeError)
+    if n < 1:
+        raise ArgumentRuntimeError(f"n: expected a positive int, got {n}")
+    return n
 
 
-def shuffle(X, start=0, end=-1, n=1, random_state=None):
+def shuffle(X, start=0, end=-1, n=1, random_state=None, return_packed=None):
     """Mononucleotide shuffle of positions ``[start, end)``.
 
     As in tangermeme, shuffle ``i`` draws one permutation with
@@ -223,27 +401,24 @@ def shuffle(X, start=0, end=-1, n=1, random_state=None):
         The shuffled window; a negative ``end`` counts from ``L + 1`` (so the
         default -1 is ``L``). Default: the whole sequence.
     n : int, optional
-        Number of shuffles. Default 1.
+        Number of shuffles (>= 1). Default 1.
     random_state : int, numpy.random.RandomState or None, optional
         Seed or generator. Default None.
+    return_packed : None or False, optional
+        kipoi_tanger has no PackedSequence; True raises.
 
     Returns
     -------
     torch.Tensor, shape=(N, n, A, L)
         Same dtype and device as ``X``.
     """
+    from .utils import _random_state
+    check_return_packed(return_packed)
     _check_tensor(X)
     _check_one_hot(X, 'X', allow_N=True)
     start, end = _resolve_window(start, end, X.shape[-1])
     n = _check_n(n)
-    if isinstance(random_state, numpy.random.RandomState):
-        rs = random_state
-    elif random_state is None or (isinstance(random_state, numbers.Integral)
-                                  and not isinstance(random_state, bool)):
-        rs = numpy.random.RandomState(random_state)
-    else:
-        raise ValueError(f"random_state: expected an int, a numpy RandomState or None, got "
-                         f"{type(random_state).__name__}")
+    rs = _random_state(random_state)
     out = X.unsqueeze(1).repeat(1, n, 1, 1)
     for i in range(n):
         idx = numpy.arange(end - start)
@@ -261,9 +436,7 @@ def _sequence_seeds(random_state, N):
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
         base = int(random_state)
         return [base + i for i in range(N)]
-    if isinstance(random_state, torch.Tensor):
-        random_state = random_state.tolist()
-    elif isinstance(random_state, numpy.ndarray):
+    if isinstance(random_state, (torch.Tensor, numpy.ndarray)):
         random_state = random_state.tolist()
     if isinstance(random_state, (list, tuple)) and len(random_state) == N and all(
             isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in random_state):
@@ -272,302 +445,8 @@ def _sequence_seeds(random_state, N):
                      f"sequence), got {random_state!r:.80}")
 
 
-@functools.lru_cache(maxsize=None)
-def _parent_maps(K):
-    """Parent maps of rooted spanning forests, per root.
-
-    Returns a list over roots ``r`` of int arrays ``(T, K)``: every map ``p``
-    with ``p[r] == r`` and no cycle longer than one, in lexicographic order.
-    ``p[v] == v`` marks a character that is absent (no exits); every other
-    entry is ``v``'s last exit. Weights are zero for maps that are not an
-    arborescence of the present characters, so all of them can be kept.
-    """
-    grid = numpy.array(list(itertools.product(range(K), repeat=K)), dtype=numpy.int64)
-    # Following parents K times from every vertex must end on a fixed point.
-    follow = numpy.tile(numpy.arange(K), (len(grid), 1))
-    for _ in range(K):
-        follow = numpy.take_along_axis(grid, follow, axis=1)
-    acyclic = (numpy.take_along_axis(grid, follow, axis=1) == follow).all(axis=1)
-    tables = []
-    for r in range(K):
-        keep = acyclic & (grid[:, r] == r)
-        tables.append(numpy.ascontiguousarray(grid[keep]))
-    return tables
-
-
-def _wilson(Mx, root, K, u_iter):
-    """One arborescence rooted at ``root`` by Wilson's algorithm (used only for
-    alphabets too large to enumerate). ``Mx`` holds the exit counts with the
-    diagonal zeroed; ``u_iter`` yields uniforms."""
-    parent = numpy.arange(K)
-    present = Mx.sum(axis=1) > 0
-    in_tree = ~present
-    in_tree[root] = True
-    for v0 in range(K):
-        v = v0
-        while not in_tree[v]:
-            row = Mx[v]
-            parent[v] = min(int(numpy.searchsorted(numpy.cumsum(row), next(u_iter) * row.sum(),
-                                                   side='right')), K - 1)
-            v = parent[v]
-        v = v0
-        while not in_tree[v]:
-            in_tree[v] = True
-            v = parent[v]
-    return parent
-
-
-def _uniforms(bitgen, n):
-    return (bitgen.random_raw(n) >> numpy.uint64(11)).astype(numpy.float64) * (1.0 / (1 << 53))
-
-
-def _pair_stats(codes, K):
-    """Dinucleotide counts ``(N, K, K)`` and the index of the first exit
-    ``a -> b`` (0 where there is none) of each window, in bounded chunks."""
-    N, R = codes.shape
-    counts = numpy.zeros((N, K * K), dtype=numpy.int64)
-    first = numpy.full((N, K * K), R, dtype=numpy.int64)
-    step = max(1, _CHUNK_BYTES // (16 * max(R - 1, 1)))
-    for s0 in range(0, N, step):
-        s1 = min(N, s0 + step)
-        c = codes[s0:s1]
-        pair = c[:, :-1].astype(numpy.int32) * K + c[:, 1:]
-        pair += (numpy.arange(s1 - s0, dtype=numpy.int32) * (K * K))[:, None]
-        counts[s0:s1] = numpy.bincount(pair.ravel(), minlength=(s1 - s0) * K * K) \
-            .reshape(s1 - s0, K * K)
-        f = first[s0:s1].reshape(-1)
-        numpy.minimum.at(f, pair.ravel(), numpy.tile(numpy.arange(R - 1), s1 - s0))
-    first[first == R] = 0
-    return counts.reshape(N, K, K), first.reshape(N, K, K)
-
-
-def _draw_trees(counts, roots, n, bitgens, K):
-    """Sample each walk's last-exit arborescence: ``(N * n, K)`` parents.
-
-    A tree's probability is proportional to the product over characters of
-    the multiplicity of its last exit, which makes the final sequences
-    uniform. ``parent[v] == v`` for the root and for absent characters.
-    """
-    N = counts.shape[0]
-    Mx = counts.astype(numpy.float64)
-    out_degree = counts.sum(axis=2)
-    diag = numpy.arange(K)
-    # Self-loops are never last exits; an absent character (no exits) and the
-    # root contribute a factor 1 through their self-parent.
-    Mx[:, diag, diag] = out_degree == 0
-    Mx[numpy.arange(N), roots, roots] = 1.0
-    parents = numpy.empty((N, n, K), dtype=numpy.int64)
-    if K <= _MAX_ENUMERATED:
-        tables = _parent_maps(K)
-        for r in numpy.unique(roots):
-            F = tables[r]
-            seqs = numpy.flatnonzero(roots == r)
-            for j0 in range(0, len(seqs), 256):
-                sj = seqs[j0:j0 + 256]
-                w = numpy.ones((len(sj), len(F)))
-                for v in range(K):
-                    w *= Mx[sj, v][:, F[:, v]]
-                cum = numpy.cumsum(w, axis=1)
-                for j, s in enumerate(sj):
-                    u = _uniforms(bitgens[s], n) * cum[j, -1]
-                    idx = numpy.minimum(numpy.searchsorted(cum[j], u, side='right'), len(F) - 1)
-                    parents[s] = F[idx]
-    else:
-        Mz = Mx.copy()
-        Mz[:, diag, diag] = 0
-        for s in range(N):
-            u_iter = iter(lambda b=bitgens[s]: float(_uniforms(b, 1)[0]), None)
-            for i in range(n):
-                parents[s, i] = _wilson(Mz[s], int(roots[s]), K, u_iter)
-    return parents.reshape(N * n, K)
-
-
-def _draw_keys(bitgen, count, E, template, rmask, out):
-    """Fill ``out`` (``count`` rows of ``E`` uint32 keys) from ``bitgen``. Each
-    row takes whole 64-bit draws, so the stream does not depend on chunking."""
-    half = (E + 1) // 2
-    raw = bitgen.random_raw(count * half).view(numpy.uint32).reshape(count, 2 * half)
-    numpy.bitwise_and(raw[:, :E], rmask, out=out)
-    numpy.bitwise_or(out, template, out=out)
-
-
-def _exact_row(bitgen, template, reserved, nbits):
-    """One walk's sorted exit destinations from tie-free 64-bit keys: the rare
-    fallback when two 32-bit keys of one character tie (a tie would be broken
-    by the destination, not at random)."""
-    E = len(template)
-    top, rbits = 64 - nbits, 64 - 2 * nbits
-    t64 = ((template >> numpy.uint32(32 - nbits)).astype(numpy.uint64) << numpy.uint64(top)) \
-        | (template & numpy.uint32((1 << nbits) - 1)).astype(numpy.uint64)
-    rmask = numpy.uint64(((1 << rbits) - 1) << nbits)
-    while True:
-        keys = (bitgen.random_raw(E) & rmask) | t64
-        keys[reserved] |= rmask
-        keys.sort()
-        if not ((keys[1:] >> numpy.uint64(nbits)) == (keys[:-1] >> numpy.uint64(nbits))).any():
-            return (keys & numpy.uint64((1 << nbits) - 1)).astype(numpy.uint8)
-
-
-def _transpose_into(dst, src):
-    """``dst[:] = src.T`` for 2-D uint8 arrays, in row blocks (a plain transposed
-    copy of bytes is several times slower)."""
-    for r0 in range(0, src.shape[0], 64):
-        dst[:, r0:r0 + 64] = src[r0:r0 + 64].T
-
-
-def _dinucleotide_walks(codes, n, bitgens, seeds, parents, stats, K, nbits, exits, walk, cw,
-                        kernel):
-    """Walk ``n`` uniform dinucleotide shuffles of each row of ``codes`` (S, R)
-    into ``cw`` (S * n, >= R), walk-major.
-
-    ``exits`` (S * n, R - 1) and ``walk`` (R, S * n) are scratch for the numpy
-    walk (sorted exit lists, and the characters step-major); the compiled walk
-    reads the sorted keys directly and needs neither. ``kernel`` is the
-    compiled walk or None.
-    """
-    S, R = codes.shape
-    W, E = S * n, R - 1
-    counts, first_exit = stats
-    out_degree = counts.sum(axis=2)
-    first = numpy.repeat(codes[:, 0], n)
-    if E == 0:
-        cw[:W, 0] = first
-        return
-    # off[w, c]: where the exits of character c start in walk w's sorted row.
-    off = numpy.zeros((S, K), dtype=numpy.int64)
-    numpy.cumsum(out_degree[:, :-1], axis=1, out=off[:, 1:])
-    off = numpy.repeat(off, n, axis=0)
-
-    # Sort keys (uint32): source character | 26+ random bits | destination.
-    # Sorting a row groups the exits by source and puts each group in a
-    # uniformly random order; the reserved last exit gets all-one random bits
-    # so it sorts last. A row where two keys of one group tie is redrawn with
-    # 64-bit keys from a second stream of its sequence, so ties cannot bias it.
-    top = numpy.uint32(32 - nbits)
-    rmask = numpy.uint32(((1 << (32 - 2 * nbits)) - 1) << nbits)
-    dmask = numpy.uint8((1 << nbits) - 1)
-    roots = codes[:, -1]
-    present = out_degree > 0
-    present[numpy.arange(S), roots] = False
-    chunk = max(1, _CHUNK_BYTES // (4 * E))
-    keys = numpy.empty((min(chunk, W), E), dtype=numpy.uint32)
-    ties = numpy.empty(min(chunk, W), dtype=numpy.bool_)
-    for w0 in range(0, W, chunk):
-        w1 = min(W, w0 + chunk)
-        kb = keys[:w1 - w0]
-        reserved = []
-        for s in range(w0 // n, (w1 - 1) // n + 1):
-            a, b = max(w0, s * n), min(w1, (s + 1) * n)
-            template = (codes[s, :-1].astype(numpy.uint32) << top) | codes[s, 1:]
-            dst = kb[a - w0:b - w0]
-            _draw_keys(bitgens[s], b - a, E, template, rmask, dst)
-            vs = numpy.flatnonzero(present[s])
-            res = first_exit[s, vs[None, :], parents[a:b][:, vs]]
-            dst[numpy.arange(b - a)[:, None], res] |= rmask
-            reserved.append(res)
-        kb.sort(axis=1)
-        tie = ties[:w1 - w0]
-        if kernel is not None:
-            kernel(kb, off[w0:w1], first[w0:w1], K, numpy.uint32(dmask), True, cw[w0:w1, :R],
-                   tie)
-        else:
-            low = kb.view(numpy.uint8)[:, ::4] if _LITTLE else kb
-            numpy.bitwise_and(low, dmask, out=exits[w0:w1], casting='unsafe')
-            numpy.any((kb[:, 1:] ^ kb[:, :-1]) <= dmask, axis=1, out=tie)
-        if tie.any():
-            reserved = numpy.concatenate(reserved)
-            for j in numpy.flatnonzero(tie):
-                w, s = w0 + j, (w0 + j) // n
-                template = (codes[s, :-1].astype(numpy.uint32) << top) | codes[s, 1:]
-                row = _exact_row(_fallback_stream(bitgens, seeds, s), template, reserved[j], nbits)
-                if kernel is not None:
-                    kernel(row[None], off[w:w + 1], first[w:w + 1], K, numpy.uint8(255), False,
-                           cw[w:w + 1, :R], tie[j:j + 1])
-                else:
-                    exits[w] = row
-    if kernel is not None:
-        return
-
-    # P[w * K + c]: flat index into ``exits`` of the next unused exit of c in walk w.
-    P = (numpy.arange(W, dtype=numpy.int64)[:, None] * E + off).ravel()
-    kbase = numpy.arange(W, dtype=numpy.int64) * K
-    k = kbase + first
-    p = numpy.empty(W, dtype=numpy.int64)
-    flat = exits.reshape(-1)
-    walk[0] = first
-    for i in range(1, R):
-        row = walk[i]
-        numpy.take(P, k, out=p, mode='wrap')
-        numpy.take(flat, p, out=row, mode='wrap')
-        p += 1
-        numpy.put(P, k, p, mode='wrap')
-        numpy.add(kbase, row, out=k)
-    _transpose_into(cw[:W, :R], walk)
-
-
-def _compiled_walk(work):
-    """The compiled walk for a call that walks ``work`` positions, or None for
-    the numpy loop. Loading numba costs about a second, so small calls use it
-    only once it is loaded."""
-    if os.environ.get('KIPOI_TANGER_NUMBA', '1') == '0':
-        return None
-    if work < _NUMBA_MIN_WORK and not _numba_walk.cache_info().currsize:
-        return None
-    return _numba_walk()
-
-
-@functools.lru_cache(maxsize=None)
-def _numba_walk():
-    """The walk as a compiled loop when numba is installed (None otherwise): the
-    same shuffles as the numpy loop, several times faster.
-
-    ``walk(rows, off, first, K, mask, check_ties, out, ties)`` reads each sorted
-    row (``& mask`` gives the destination); with ``check_ties`` a row whose
-    adjacent keys tie is flagged in ``ties`` and not walked.
-    """
-    try:
-        import numba
-    except ImportError:
-        return None
-
-    @numba.njit(cache=True, nogil=True)
-    def walk(rows, off, first, K, mask, check_ties, out, ties):
-        W, R = out.shape
-        ptr = numpy.empty(K, numpy.int64)
-        for w in range(W):
-            row = rows[w]
-            tie = False
-            if check_ties:
-                for i in range(1, R - 1):
-                    if (row[i] ^ row[i - 1]) <= mask:
-                        tie = True
-                        break
-            ties[w] = tie
-            if tie:
-                continue
-            for c in range(K):
-                ptr[c] = off[w, c]
-            c = first[w]
-            out[w, 0] = c
-            for i in range(1, R):
-                d = row[ptr[c]] & mask
-                ptr[c] += 1
-                out[w, i] = d
-                c = d
-
-    return walk
-
-
-def _fallback_stream(bitgens, seeds, s):
-    # A second, independent stream of sequence s (created on first use).
-    key = ('fallback', s)
-    if key not in bitgens:
-        bitgens[key] = numpy.random.PCG64(seeds[s] % (1 << 64)).jumped()
-    return bitgens[key]
-
-
-def dinucleotide_shuffle(X, start=0, end=-1, n=20, random_state=None, allow_N=False,
-                         verbose=False):
+def dinucleotide_shuffle(X, start=0, end=-1, n=20, random_state=None, verbose=False,
+                         allow_N=False, return_packed=None, n_jobs=1):
     """Dinucleotide shuffles, sampled uniformly.
 
     Each shuffle of positions ``[start, end)`` keeps the first and last
@@ -583,20 +462,26 @@ def dinucleotide_shuffle(X, start=0, end=-1, n=20, random_state=None, allow_N=Fa
         The shuffled window; a negative ``end`` counts from ``L + 1`` (so the
         default -1 is ``L``). Default: the whole sequence.
     n : int, optional
-        Shuffles per sequence. Default 20.
+        Shuffles per sequence (>= 1). Default 20.
     random_state : None, int or sequence of ints, optional
         An int ``s`` shuffles sequence ``i`` with seed ``s + i``; a sequence of
         ``N`` ints gives each sequence its own seed, so ``random_state=[k] * N``
         shuffles every sequence exactly as it would be shuffled alone with seed
         ``k``. None takes a base seed from numpy's global RNG (torch's RNG is
         never used). Default None.
+    verbose : bool, optional
+        Warn (:class:`~kipoi_tanger.utils.TangermemeWarning`) when some
+        position between the ends of a window is the same in all of its
+        shuffles. Default False.
     allow_N : bool, optional
         Accept all-zero (N) columns and shuffle N as a character of its own;
         otherwise they raise a ValueError. Sequences without N shuffle the same
         either way. Default False.
-    verbose : bool, optional
-        Warn when some position between the ends of a window is the same in
-        all of its shuffles. Default False.
+    return_packed : None or False, optional
+        kipoi_tanger has no PackedSequence; True raises.
+    n_jobs : int, optional
+        Accepted for tangermeme compatibility; the walk runs on one thread and
+        the shuffles never depend on it. Default 1.
 
     Returns
     -------
@@ -606,9 +491,12 @@ def dinucleotide_shuffle(X, start=0, end=-1, n=20, random_state=None, allow_N=Fa
     Raises
     ------
     ValueError
-        For bad input, or when ``n > 1`` and all shuffles of some sequence are
-        identical (e.g. "ACGTACGT", which has only one dinucleotide shuffle).
+        For bad input, or when ``n > 1`` and a window has exactly one
+        dinucleotide shuffle, itself (e.g. "ACGTACGT" or a window of two
+        positions), decided by counting its shuffles, never by chance.
     """
+    from .utils import TangermemeWarning
+    check_return_packed(return_packed)
     _check_tensor(X)
     N, A, L = X.shape
     n = _check_n(n)
@@ -620,11 +508,14 @@ def dinucleotide_shuffle(X, start=0, end=-1, n=20, random_state=None, allow_N=Fa
     K = A + 1 if allow_N else A
     nbits = int(A).bit_length()  # fits codes 0..A, so allow_N does not change the keys
     codes = _window_codes(X, start, end, allow_N)
-
-    # Every sequence draws from its own stream: first its trees, then its keys.
-    bitgens = {s: numpy.random.PCG64(seed % (1 << 64)) for s, seed in enumerate(seeds)}
-    stats = _pair_stats(codes, K)
-    parents = _draw_trees(stats[0], codes[:, -1].astype(numpy.int64), n, bitgens, K)
+    sampler = _shuffle.Sampler(codes, n, seeds, K, nbits)
+    if n > 1:
+        single = sampler.single()
+        if single.any():
+            raise ValueError("All dinucleotide shuffles yield identical sequences: sequence "
+                             f"{int(numpy.flatnonzero(single)[0])} has exactly one dinucleotide "
+                             "shuffle (itself) in positions [{}, {}), e.g. a repeat such as "
+                             "ACGTACGT; pass n=1 or drop it".format(start, end))
 
     # numpy memory (transparent huge pages) viewed as the output tensor.
     itemsize = torch.empty((), dtype=X.dtype).element_size()
@@ -638,38 +529,18 @@ def dinucleotide_shuffle(X, start=0, end=-1, n=20, random_state=None, allow_N=Fa
     Xc = X.detach().cpu()
     Xn = Xc.numpy() if out_np is not None else None
     alphabet = numpy.arange(A, dtype=numpy.uint8)[None, :, None]
-    kernel = _compiled_walk(N * n * R)
-
-    # Groups of whole sequences: their walks keep the exit lists and characters
-    # in the group's own output bytes until the one-hot expansion.
-    group = max(1, _GROUP_WALKS // n)
-    Wg = min(group, N) * n
-    cw = numpy.empty((Wg, R), dtype=numpy.uint8)  # walk-major characters
     one_byte = out_np is not None and out_np.dtype.itemsize == 1
-    own = B >= 2 * R
-    if not own:  # one character in a 1-byte dtype: no room in the output
-        spare = numpy.empty(Wg * (2 * R - 1), dtype=numpy.uint8)
-    conserved_any = False
-    for s0 in range(0, N, group):
-        s1 = min(N, s0 + group)
-        w0, w1 = s0 * n, s1 * n
-        W = w1 - w0
-        region = raw[w0 * B:w1 * B] if own else spare
-        exits = region[:W * (R - 1)].reshape(W, R - 1)
-        walk = region[W * (R - 1):W * (2 * R - 1)].reshape(R, W)
-        sub = {s - s0: bitgens[s] for s in range(s0, s1)}
-        _dinucleotide_walks(codes[s0:s1], n, sub, seeds[s0:s1], parents[w0:w1],
-                            (stats[0][s0:s1], stats[1][s0:s1]), K, nbits, exits, walk, cw,
-                            kernel)
-        c = cw[:W]
+    if B >= 2 * R:  # the walk's scratch fits in the group's own output bytes
+        def scratch(s0, s1, nbytes):
+            return raw[s0 * n * B:s1 * n * B]
+    else:  # one character in a 1-byte dtype: no room in the output
+        spare = numpy.empty(min(max(1, _shuffle._GROUP_WALKS // n), N) * n * (2 * R - 1),
+                            dtype=numpy.uint8)
 
-        if n > 1:
-            # The ends never move, so identical interiors mean identical rows.
-            rows = c.reshape(s1 - s0, n, R)
-            if not (rows[:, 1:] != rows[:, :1]).any(axis=(1, 2)).all():
-                raise ValueError("All dinucleotide shuffles yield identical sequences, "
-                                 "potentially due to a lack of diversity in sequence (e.g. one "
-                                 "with a single Eulerian path such as ACGTACGT)")
+        def scratch(s0, s1, nbytes):
+            return spare
+    conserved_any = False
+    for s0, s1, c in sampler.groups(scratch):
         if verbose and not conserved_any:
             interior = c.reshape(s1 - s0, n, R)[:, :, 1:-1]
             conserved_any = bool((interior == interior[:, :1]).all(axis=1).any())
@@ -695,5 +566,87 @@ def dinucleotide_shuffle(X, start=0, end=-1, n=20, random_state=None, allow_N=Fa
                 o[..., end:] = Xc[s0:s1, None, :, end:]
     if conserved_any:
         warnings.warn("At least one position in dinucleotide shuffle is identical across all "
-                      "shuffles.", UserWarning, stacklevel=2)
+                      "shuffles.", TangermemeWarning, stacklevel=2)
     return out.to(X.device) if X.device.type != 'cpu' else out
+
+
+def local_dinucleotide_shuffle(X, n=20, bin_size=1024, min_bin_size=512, random_state=None,
+                               verbose=False, return_packed=None):
+    """Dinucleotide shuffles within consecutive bins, so that composition is
+    kept locally as well as globally.
+
+    For every shuffle the bin boundaries are redrawn: the first cut falls
+    uniformly in ``[min_bin_size, bin_size]``, the next ones every
+    ``bin_size`` positions, and a trailing bin shorter than ``min_bin_size``
+    joins the one before it. Each bin is then shuffled once, uniformly
+    (:func:`dinucleotide_shuffle`), so its first and last characters stay.
+
+    Parameters
+    ----------
+    X : torch.Tensor, shape=(N, A, L)
+        One-hot sequences, any alphabet, no N columns.
+    n : int, optional
+        Shuffles per sequence (>= 1). Default 20.
+    bin_size : int, optional
+        Spacing of the cuts; must be smaller than L. Default 1024.
+    min_bin_size : int, optional
+        Shortest bin, ``0 <= min_bin_size <= bin_size``. Default 512.
+    random_state : int or None, optional
+        Seeds the cuts and the shuffles; None draws a seed from numpy's
+        global RNG. Default None.
+    verbose : bool, optional
+        Passed to the shuffle of every bin (a warning per bin). Default False.
+    return_packed : None or False, optional
+        kipoi_tanger has no PackedSequence; True raises.
+
+    Returns
+    -------
+    torch.Tensor, shape=(N, n, A, L)
+        Same dtype and device as ``X``. A
+        :class:`~kipoi_tanger.utils.TangermemeWarning` says how many bins came
+        back identical to the input, and how many of those had no other
+        shuffle (a homopolymer, a short tandem repeat).
+    """
+    from .utils import TangermemeWarning
+    check_return_packed(return_packed)
+    _check_tensor(X)
+    N, A, L = X.shape
+    n = _check_n(n)
+    bin_size = check_int(bin_size, 'bin_size', low=1)
+    min_bin_size = check_int(min_bin_size, 'min_bin_size', low=0)
+    if bin_size >= L:
+        raise ValueError(f"bin_size: must be smaller than the sequence length ({L}), got "
+                         f"{bin_size}; use dinucleotide_shuffle for sequences shorter than a bin")
+    if min_bin_size > bin_size:
+        raise ValueError(f"min_bin_size: must be <= bin_size ({bin_size}), got {min_bin_size}")
+    if random_state is not None and (isinstance(random_state, bool)
+                                     or not isinstance(random_state, numbers.Integral)):
+        raise ValueError(f"random_state: expected an int or None, got {random_state!r}")
+    _check_one_hot(X, 'X', allow_N=False)
+    seed = int(numpy.random.randint(0, 9999999)) if random_state is None else int(random_state)
+    rs = numpy.random.RandomState(seed % (1 << 32))
+    out = X.unsqueeze(1).repeat(1, n, 1, 1)
+    n_bins = same = forced = 0
+    for i in range(n):
+        cuts = [0] + list(range(int(rs.randint(min_bin_size, bin_size + 1)), L, bin_size)) + [L]
+        if len(cuts) > 2 and cuts[-1] - cuts[-2] < min_bin_size:
+            del cuts[-2]
+        for b0, b1 in zip(cuts[:-1], cuts[1:]):
+            if b1 <= b0:
+                continue
+            seeds = rs.randint(0, 2 ** 31 - 1, size=N).tolist()
+            window = X[:, :, b0:b1]
+            Y = dinucleotide_shuffle(window, n=1, random_state=seeds, verbose=verbose)[:, 0]
+            out[:, i, :, b0:b1] = Y
+            codes = _window_codes(window, 0, b1 - b0, False)
+            n_bins += N
+            same += int((Y == window).flatten(1).all(dim=1).sum())
+            forced += int(_shuffle.single_shuffle(_shuffle._pair_stats(codes, A)[0],
+                                                  codes[:, -1].astype(numpy.int64)).sum())
+    if same:
+        warnings.warn(f"{same} of {n_bins} bins came back identical to the input and are not "
+                      f"randomized in the returned sequences; {forced} of them have no other "
+                      "dinucleotide shuffle (a homopolymer or short tandem repeat). Raising "
+                      "bin_size merges such a region into a more diverse neighborhood.",
+                      TangermemeWarning, stacklevel=2)
+    return out

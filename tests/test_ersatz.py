@@ -9,7 +9,7 @@ import torch
 from scipy.stats import chisquare
 from tangermeme import ersatz as tm
 
-from kipoi_tanger import ersatz
+from kipoi_tanger import _shuffle, ersatz
 from kipoi_tanger.ersatz import dinucleotide_shuffle, shuffle, substitute
 from kipoi_tanger.utils import one_hot_encode, random_one_hot
 
@@ -186,7 +186,8 @@ def test_dinucleotide_shuffle_invariants(dtype):
 
 def test_dinucleotide_shuffle_long_sequences_and_groups(monkeypatch):
     # Small groups and key chunks so that several of each are used.
-    monkeypatch.setattr(ersatz, '_GROUP_WALKS', 7)
+    monkeypatch.setattr(_shuffle, '_GROUP_WALKS', 7)
+    monkeypatch.setattr(_shuffle, '_CHUNK_BYTES', 3000)
     monkeypatch.setattr(ersatz, '_CHUNK_BYTES', 3000)
     X = random_one_hot((5, 4, 2114), random_state=1)
     Y = dinucleotide_shuffle(X, n=4, random_state=0)
@@ -275,7 +276,7 @@ def test_dinucleotide_shuffle_is_uniform_other_sequences(seq, allow_N):
 
 def test_dinucleotide_shuffle_uniform_through_the_64_bit_fallback(monkeypatch):
     # Make every 32-bit key of a row tie: each row then comes from the 64-bit path.
-    monkeypatch.setattr(ersatz, '_draw_keys', lambda bitgen, count, E, template, rmask, out:
+    monkeypatch.setattr(_shuffle, '_draw_keys', lambda bitgen, count, E, template, rmask, out:
                         numpy.bitwise_or(numpy.zeros((count, E), numpy.uint32), template, out=out))
     n_classes, p = _chi_square_uniform('ACCCACGATGATG')
     assert n_classes == 27 and p > 1e-3, p
@@ -352,7 +353,7 @@ def test_dinucleotide_shuffle_keeps_cuda_device():
 
 def test_numpy_walk_invariants_and_uniformity(monkeypatch):
     """The pure numpy walk (the path without numba) on its own."""
-    monkeypatch.setattr(ersatz, '_compiled_walk', lambda work: None)
+    monkeypatch.setattr(_shuffle, 'kernel', lambda: None)
     X = random_one_hot((6, 4, 300), random_state=8)
     X[2, :, 5:9] = 0
     assert_dinuc_shuffles(X, dinucleotide_shuffle(X, n=5, random_state=1, allow_N=True),
@@ -361,7 +362,7 @@ def test_numpy_walk_invariants_and_uniformity(monkeypatch):
     assert n_classes == 27 and p > 1e-3, p
 
 
-@pytest.mark.skipif(ersatz._numba_walk() is None, reason='numba is not installed')
+@pytest.mark.skipif(_shuffle._numba_walk() is None, reason='numba is not installed')
 @pytest.mark.parametrize('case', ['plain', 'window_N', 'ties', 'short'])
 def test_compiled_walk_gives_the_numpy_shuffles(monkeypatch, case):
     X = random_one_hot((9, 4, 257), random_state=9)
@@ -370,13 +371,13 @@ def test_compiled_walk_gives_the_numpy_shuffles(monkeypatch, case):
         X[1, :, 40:44] = 0
         kwargs.update(start=30, end=-20, allow_N=True)
     elif case == 'ties':  # every row through the 64-bit fallback
-        monkeypatch.setattr(ersatz, '_draw_keys', lambda b, count, E, template, rmask, out:
+        monkeypatch.setattr(_shuffle, '_draw_keys', lambda b, count, E, template, rmask, out:
                             numpy.bitwise_or(numpy.zeros((count, E), numpy.uint32), template,
                                              out=out))
     elif case == 'short':
         X = X[:, :, :3]
         kwargs.update(n=1)
-    monkeypatch.setattr(ersatz, '_compiled_walk', lambda work: ersatz._numba_walk())
+    monkeypatch.setattr(_shuffle, 'kernel', _shuffle._numba_walk)
     compiled = dinucleotide_shuffle(X, **kwargs)
-    monkeypatch.setattr(ersatz, '_compiled_walk', lambda work: None)
+    monkeypatch.setattr(_shuffle, 'kernel', lambda: None)
     assert torch.equal(compiled, dinucleotide_shuffle(X, **kwargs))
