@@ -1,27 +1,28 @@
-"""DeepLIFT rules and the hook machinery behind :func:`kipoi_tanger.deep_lift_shap`.
+"""DeepLIFT rules behind :func:`kipoi_tanger.deep_lift_shap`: their mathematics,
+the table of built-in rules, and rules declared by name.
 
-How a chunk of (example, reference) pairs is attributed
--------------------------------------------------------
-One forward pass runs the chunk's distinct examples (``m`` rows) followed by
-one reference row per pair. Running both in the same call keeps their
-activations bitwise comparable, so a difference that is exactly zero stays
-exactly zero whatever the batch composition. The forward hook of every module
-that has a rule computes the per-pair DeepLIFT multiplier from the example
-activations (broadcast over the rows of that example's pairs, never copied)
-and the reference activations, and replaces the module's output with an
-identical tensor whose backward applies that multiplier (:class:`_RuleFn`),
-instead of a backward hook and cloned activations. Only the reference rows
-are back-propagated: linear layers have the same gradient for both halves of
-tangermeme's doubled batch, and every rule here gives both halves the same
-multiplier, so the gradient at the reference input is the multiplier
-tangermeme reads off the example half.
+A rule has tangermeme's signature ``rule(module, grad_input, grad_output) ->
+tuple``, where ``module.input``/``module.output`` hold the example rows
+stacked on the reference rows. The built-in rules below are recognised by
+identity and run on a fast path (``_deeplift_session``) that never builds the
+doubled batch; any other callable runs on a compatible, slower path.
 
-Rules have tangermeme's signature ``rule(module, grad_input, grad_output) ->
-tuple`` (``module.input``/``module.output`` hold the example half stacked on
-the reference half). The built-ins below are recognised by identity and run
-on the fast path; any other callable runs on a compatible, slower path that
-materialises the doubled batch for that module only.
+* ``rescale_rule``: every elementwise nonlinear module of ``torch.nn``
+  (``ELEMENTWISE``): multiplier Δout/Δin, the derivative where |Δin| < 1e-6.
+* ``maxpool_rule``: MaxPool1d/2d/3d and AdaptiveMaxPool1d/2d/3d (overlapping
+  and dilated windows too).
+* ``softmax_rule``: Softmax, Softmin and Softmax2d over a non-batch axis.
+* ``logsoftmax_rule``: LogSoftmax over a non-batch axis.
+* ``linear_rule``: declares a module affine (plain gradient, nothing hooked,
+  nothing inside it checked), for custom modules such as DeepSEA's ``Lambda``.
+
+``REFUSED`` lists modules with no sound linear treatment (recurrent cells,
+attention, Bilinear): they are refused by name before any work unless a rule
+is registered. Every other module is decided by ``_deeplift_check``.
 """
+import importlib
+from typing import Callable, Dict, Mapping, Optional
+
 import torch
 import torch.nn.functional as F
 
@@ -53,17 +54,24 @@ def _rescale_ratio(xi, xo, dfx, ri, ro, out, dx, small):
     return out
 
 
-def _pool_fn(module):
-    if isinstance(module, torch.nn.MaxPool1d):
-        return F.max_pool1d
-    if isinstance(module, torch.nn.MaxPool2d):
-        return F.max_pool2d
-    raise ValueError(f"maxpool_rule: module {type(module).__name__} is neither MaxPool1d nor MaxPool2d")
+_MAXPOOLS = {torch.nn.MaxPool1d: F.max_pool1d, torch.nn.MaxPool2d: F.max_pool2d,
+             torch.nn.MaxPool3d: F.max_pool3d}
+_ADAPTIVE_MAXPOOLS = {torch.nn.AdaptiveMaxPool1d: F.adaptive_max_pool1d,
+                      torch.nn.AdaptiveMaxPool2d: F.adaptive_max_pool2d,
+                      torch.nn.AdaptiveMaxPool3d: F.adaptive_max_pool3d}
 
 
 def _pool_indices(module, inp):
-    return _pool_fn(module)(inp, module.kernel_size, module.stride, module.padding,
-                            module.dilation, module.ceil_mode, True)[1]
+    """Argmax indices (flattened over the spatial axes) of a max-pool module."""
+    for cls, fn in _MAXPOOLS.items():
+        if isinstance(module, cls):
+            return fn(inp, module.kernel_size, module.stride, module.padding, module.dilation,
+                      module.ceil_mode, True)[1]
+    for cls, fn in _ADAPTIVE_MAXPOOLS.items():
+        if isinstance(module, cls):
+            return fn(inp, module.output_size, True)[1]
+    raise ValueError(f"maxpool_rule: module {type(module).__name__} is not a MaxPool1d/2d/3d or "
+                     "AdaptiveMaxPool1d/2d/3d")
 
 
 class _MaxPoolState:
@@ -98,15 +106,19 @@ class _MaxPoolState:
 
 
 def _softmax_dim(module, ndim):
-    dim = module.dim
-    if dim is None:  # torch's legacy implicit choice
-        dim = 0 if ndim in (0, 1, 3) else 1
+    """(axis, sign) of a softmax-family module: Softmin is softmax of -x."""
+    if isinstance(module, torch.nn.Softmax2d):
+        dim = -3
+    else:
+        dim = module.dim
+        if dim is None:  # torch's legacy implicit choice
+            dim = 0 if ndim in (0, 1, 3) else 1
     if dim < 0:
         dim += ndim
     if dim == 0:
-        raise ValueError("softmax_rule: Softmax over the batch axis (dim=0) has no DeepLIFT rule; "
+        raise ValueError(f"{type(module).__name__} over the batch axis (dim=0) has no DeepLIFT rule; "
                          "examples and references are stacked along that axis")
-    return dim
+    return dim, (-1.0 if isinstance(module, torch.nn.Softmin) else 1.0)
 
 
 def _softmax_terms(xi, ri, dim):
@@ -136,9 +148,35 @@ def _softmax_terms(xi, ri, dim):
     return dy, ma, dy * dlogv_dv, -v * vr
 
 
-def _softmax_grad(g, dy, ma, mv, rec, dim):
+def _softmax_grad(g, dy, ma, mv, rec, dim, sign=1.0):
     g = _wide(g)
-    return (g * dy + ma * (g * mv * rec).sum(dim, keepdim=True)).to(g.dtype)
+    out = g * dy + ma * (g * mv * rec).sum(dim, keepdim=True)
+    return (out if sign == 1.0 else out * sign).to(g.dtype)
+
+
+def _logsoftmax_terms(xi, ri, dim):
+    """Multipliers of y = (x - c) - log s with s = Σa, a = exp(x - c).
+
+    Δy_i = Δx_i - (Δlog s/Δs)·Σ_j (Δa_j/Δx_j)·Δx_j, so grad_in = g - ma·mlog·Σg.
+    Returns (ma, mlog), ratios replaced by derivatives at the reference where
+    their denominators are below 1e-6.
+    """
+    xi, ri = _wide(xi), _wide(ri)
+    c = torch.maximum(xi.amax(dim, keepdim=True), ri.amax(dim, keepdim=True))
+    a, ar = torch.exp(xi - c), torch.exp(ri - c)
+    tiny = torch.finfo(a.dtype).tiny
+    s = a.sum(dim, keepdim=True).clamp_min(tiny)
+    sr = ar.sum(dim, keepdim=True).clamp_min(tiny)
+    dx = xi - ri
+    ma = torch.where(dx.abs() > RESCALE_EPS, (a - ar) / dx, ar)
+    ds = s - sr
+    mlog = torch.where(ds.abs() > RESCALE_EPS, (torch.log(s) - torch.log(sr)) / ds, sr.reciprocal())
+    return ma, mlog
+
+
+def _logsoftmax_grad(g, ma, mlog, dim):
+    gw = _wide(g)
+    return (gw - ma * mlog * gw.sum(dim, keepdim=True)).to(g.dtype)
 
 
 # --------------------------------------------------------------------------
@@ -164,7 +202,8 @@ def rescale_rule(module, grad_input, grad_output):
 
 
 def maxpool_rule(module, grad_input, grad_output):
-    """DeepLIFT rule for MaxPool1d/MaxPool2d (overlapping and dilated windows included)."""
+    """DeepLIFT rule for MaxPool1d/2d/3d and AdaptiveMaxPool1d/2d/3d (overlapping
+    and dilated windows included)."""
     x, r = module.input.chunk(2)
     xo, ro = module.output.chunk(2)
     st = _MaxPoolState(_pool_indices(module, x), _pool_indices(module, r), _wide(x - r),
@@ -175,22 +214,53 @@ def maxpool_rule(module, grad_input, grad_output):
 
 
 def softmax_rule(module, grad_input, grad_output):
-    """DeepLIFT rule for Softmax over any non-batch axis."""
+    """DeepLIFT rule for Softmax, Softmin and Softmax2d over any non-batch axis."""
     x, r = module.input.chunk(2)
-    dim = _softmax_dim(module, x.ndim)
-    terms = _softmax_terms(x, r, dim)
+    dim, sign = _softmax_dim(module, x.ndim)
+    terms = _softmax_terms(sign * x, sign * r, dim)
     gx, gr = grad_output[0].chunk(2)
-    return (torch.cat([_softmax_grad(gx, *terms, dim), _softmax_grad(gr, *terms, dim)]),)
+    return (torch.cat([_softmax_grad(gx, *terms, dim, sign), _softmax_grad(gr, *terms, dim, sign)]),)
 
 
-_RESCALED = (torch.nn.ReLU, torch.nn.ReLU6, torch.nn.RReLU, torch.nn.LeakyReLU, torch.nn.PReLU,
-             torch.nn.ELU, torch.nn.SELU, torch.nn.CELU, torch.nn.GELU, torch.nn.SiLU, torch.nn.Mish,
-             torch.nn.Sigmoid, torch.nn.Tanh, torch.nn.Softplus, torch.nn.Softshrink,
-             torch.nn.LogSigmoid)
+def logsoftmax_rule(module, grad_input, grad_output):
+    """DeepLIFT rule for LogSoftmax over any non-batch axis."""
+    x, r = module.input.chunk(2)
+    dim, _ = _softmax_dim(module, x.ndim)
+    terms = _logsoftmax_terms(x, r, dim)
+    gx, gr = grad_output[0].chunk(2)
+    return (torch.cat([_logsoftmax_grad(gx, *terms, dim), _logsoftmax_grad(gr, *terms, dim)]),)
 
-BUILTIN_RULES = {cls: rescale_rule for cls in _RESCALED}
-BUILTIN_RULES.update({torch.nn.MaxPool1d: maxpool_rule, torch.nn.MaxPool2d: maxpool_rule,
-                      torch.nn.Softmax: softmax_rule})
+
+def linear_rule(module, grad_input, grad_output):
+    """Declare a module affine: its plain gradient is its DeepLIFT multiplier.
+
+    A module registered with this rule is not hooked and nothing inside it is
+    checked: use it for custom modules whose forward is affine but cannot be
+    verified automatically. Declaring a nonlinear module linear gives wrong
+    attributions (visible in the convergence deltas).
+    """
+    return grad_input
+
+
+# Every elementwise nonlinear module of torch.nn (tests enumerate torch.nn to
+# keep this complete).
+ELEMENTWISE = (torch.nn.Threshold, torch.nn.ReLU, torch.nn.ReLU6, torch.nn.Hardtanh, torch.nn.LeakyReLU,
+               torch.nn.PReLU, torch.nn.RReLU, torch.nn.ELU, torch.nn.SELU, torch.nn.CELU, torch.nn.GELU,
+               torch.nn.SiLU, torch.nn.Mish, torch.nn.Softplus, torch.nn.Sigmoid, torch.nn.Tanh,
+               torch.nn.Hardsigmoid, torch.nn.Hardswish, torch.nn.LogSigmoid, torch.nn.Softsign,
+               torch.nn.Tanhshrink, torch.nn.Hardshrink, torch.nn.Softshrink)
+
+BUILTIN_RULES = {cls: rescale_rule for cls in ELEMENTWISE}
+BUILTIN_RULES.update({cls: maxpool_rule for cls in (*_MAXPOOLS, *_ADAPTIVE_MAXPOOLS)})
+BUILTIN_RULES.update({torch.nn.Softmax: softmax_rule, torch.nn.Softmin: softmax_rule,
+                      torch.nn.Softmax2d: softmax_rule, torch.nn.LogSoftmax: logsoftmax_rule})
+
+# Rules that take the fast path (recognised by identity).
+FAST_RULES = (rescale_rule, maxpool_rule, softmax_rule, logsoftmax_rule)
+
+# Rule names accepted by declarations (model.yaml) and as additional_nonlinear_ops values.
+RULE_NAMES = {'rescale': rescale_rule, 'maxpool': maxpool_rule, 'softmax': softmax_rule,
+              'logsoftmax': logsoftmax_rule, 'linear': linear_rule}
 
 # Modules that mix positions or inputs multiplicatively, for which treating
 # them as linear would give silently wrong attributions.
@@ -199,8 +269,25 @@ REFUSED = (torch.nn.RNNBase, torch.nn.RNNCellBase, torch.nn.MultiheadAttention,
            torch.nn.TransformerEncoderLayer, torch.nn.TransformerDecoderLayer, torch.nn.Bilinear)
 
 
+def _rule_value(rule, cls_name):
+    if isinstance(rule, str):
+        key = rule.strip().lower()
+        if key not in RULE_NAMES:
+            raise ValueError(f"additional_nonlinear_ops: rule {rule!r} for {cls_name} is not one of "
+                             f"{', '.join(RULE_NAMES)}")
+        return RULE_NAMES[key]
+    if not callable(rule):
+        raise TypeError(f"additional_nonlinear_ops: rule for {cls_name} is not callable "
+                        f"(got {type(rule).__name__})")
+    return rule
+
+
 def build_rules(additional_nonlinear_ops=None):
-    """The rule table: built-ins updated with ``additional_nonlinear_ops``."""
+    """The rule table: built-ins updated with ``additional_nonlinear_ops``.
+
+    Values are rule callables or rule names (``'rescale'``, ``'maxpool'``,
+    ``'softmax'``, ``'logsoftmax'``, ``'linear'``).
+    """
     rules = dict(BUILTIN_RULES)
     if additional_nonlinear_ops is None:
         return rules
@@ -210,35 +297,41 @@ def build_rules(additional_nonlinear_ops=None):
     for cls, rule in additional_nonlinear_ops.items():
         if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
             raise TypeError(f"additional_nonlinear_ops: key {cls!r} is not a torch.nn.Module subclass")
-        if not callable(rule):
-            raise TypeError(f"additional_nonlinear_ops: rule for {cls.__name__} is not callable "
-                            f"(got {type(rule).__name__})")
-    rules.update(additional_nonlinear_ops)
+        rules[cls] = _rule_value(rule, cls.__name__)
     return rules
 
 
 def lookup_rule(rules, cls):
+    """The rule of ``cls`` or of its nearest base class in ``rules``, else None."""
     for base in cls.__mro__:
         if base in rules:
             return rules[base]
     return None
 
 
-def _class_path(cls):
+def class_path(cls):
+    """``torch.nn.ReLU`` for torch.nn classes, ``module.QualName`` otherwise."""
     if getattr(torch.nn, cls.__name__, None) is cls:
         return f"torch.nn.{cls.__name__}"
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+_class_path = class_path  # older name
 
 
 def ruled_modules(model, rules, caller):
     """(name, module, rule) for every module with a rule, outermost first.
 
     Descendants of a ruled module are skipped (its rule replaces their
-    gradients). A module with no sound linear treatment raises ValueError.
+    gradients); a module reached under two names is listed once. A module of a
+    ``REFUSED`` class raises ValueError.
     """
-    found = []
+    found, seen = [], set()
 
     def walk(module, name):
+        if id(module) in seen:  # one instance reached under two names is hooked once
+            return
+        seen.add(id(module))
         rule = lookup_rule(rules, type(module))
         if rule is not None:
             found.append((name, module, rule))
@@ -247,7 +340,7 @@ def ruled_modules(model, rules, caller):
             cls = type(module)
             raise ValueError(
                 f"{caller}: module '{name or '<model>'}' ({cls.__name__}) has no DeepLIFT rule; "
-                f"register one with additional_nonlinear_ops={{{_class_path(cls)}: rule}} "
+                f"register one with additional_nonlinear_ops={{{class_path(cls)}: rule}} "
                 "(rule(module, grad_input, grad_output) -> tuple) or use another attribution method")
         for child_name, child in module.named_children():
             walk(child, f"{name}.{child_name}" if name else child_name)
@@ -257,338 +350,139 @@ def ruled_modules(model, rules, caller):
 
 
 # --------------------------------------------------------------------------
-# Fast-path machinery.
+# Rules declared by name (model.yaml).
 # --------------------------------------------------------------------------
 
-class _RuleFn(torch.autograd.Function):
-    """Identity on a module's output whose backward is a DeepLIFT rule.
-
-    ``state.out`` (the module's detached output) is returned as is, so the
-    forward pass sees the same values; the module's own graph is dropped.
-    """
-
-    @staticmethod
-    def forward(ctx, state, *inputs):
-        ctx.state = state
-        return state.out
-
-    @staticmethod
-    def backward(ctx, g):
-        state, ctx.state = ctx.state, None  # free the multipliers early
-        return (None,) + tuple(state.backward(g))
-
-
-class _Rescale:
-    def __init__(self, out, ratio):
-        self.out, self.ratio = out, ratio
-
-    def backward(self, g):
-        # The ratio buffer is ours and used once: it becomes the gradient.
-        grad = self.ratio.mul_(g)
-        self.ratio = None
-        return (grad.to(g.dtype),)
-
-
-def _pad_rows(grad, m):
-    """Gradient for the full batch: nothing flows back into the example rows."""
-    return torch.cat([grad.new_zeros((m,) + tuple(grad.shape[1:])), grad])
-
-
-class _Softmax:
-    def __init__(self, out, terms, dim, m):
-        self.out, self.terms, self.dim, self.m = out, terms, dim, m
-
-    def backward(self, g):
-        return (_pad_rows(_softmax_grad(g[self.m:], *self.terms, self.dim), self.m),)
-
-
-class _MaxPool:
-    def __init__(self, out, st, m):
-        self.out, self.st, self.m = out, st, m
-
-    def backward(self, g):
-        return (_pad_rows(self.st.backward(g[self.m:]), self.m),)
-
-
-class _UserRule:
-    """Runs a tangermeme-signature rule on the doubled batch (example rows
-    repeated per pair, then reference rows) of one module."""
-
-    def __init__(self, module, rule, out, inputs, m, eidx, grad_mask):
-        self.module, self.rule, self.out = module, rule, out
-        # Copies: the model may modify these tensors in place after the hook.
-        self.saved_out = out.clone()
-        self.inputs = [t.clone() if isinstance(t, torch.Tensor) else t for t in inputs]
-        self.m, self.eidx, self.grad_mask = m, eidx, grad_mask
-
-    def _double(self, t):
-        if isinstance(t, torch.Tensor) and t.shape[:1] == self.saved_out.shape[:1]:
-            return torch.cat([t[:self.m].index_select(0, self.eidx), t[self.m:]])
-        return t
-
-    def backward(self, g):
-        m = self.m
-        # Only reference rows carry gradient; the example half of tangermeme's
-        # doubled batch receives the same upstream gradient.
-        g2 = torch.cat([g[m:], g[m:]])
-        both = [self._double(t) for t in self.inputs]
-        with torch.enable_grad():
-            leaves = [b.detach().requires_grad_(k) if isinstance(b, torch.Tensor) else b
-                      for b, k in zip(both, self.grad_mask)]
-            out2 = self.module.forward(*leaves)
-            wanted = [t for t, k in zip(leaves, self.grad_mask) if k]
-            grads = torch.autograd.grad(out2, wanted, g2, allow_unused=True)
-        it = iter(grads)
-        grad_input = tuple(next(it) if k else None for k in self.grad_mask)
-        module = self.module
-        saved = {k: module.__dict__[k] for k in ('input', 'output') if k in module.__dict__}
-        module.input = leaves[0].detach()
-        module.output = self._double(self.saved_out)
+def _import_attr(path, where):
+    """``pkg.mod:attr`` or ``pkg.mod.attr`` → the object, else None."""
+    if ':' in path:
+        mod, _, attr = path.partition(':')
+        candidates = [(mod, attr)]
+    else:
+        parts = path.split('.')
+        candidates = [('.'.join(parts[:i]), '.'.join(parts[i:])) for i in range(len(parts) - 1, 0, -1)]
+    for mod, attr in candidates:
         try:
-            result = self.rule(module, grad_input, (g2,))
-        finally:
-            del module.input, module.output
-            module.__dict__.update(saved)  # the module's own attributes of these names
-        if isinstance(result, torch.Tensor):
-            result = (result,)
-        n = g.shape[0] - m
-        out = []
-        for r, k in zip(result, self.grad_mask):
-            if k:
-                out.append(None if r is None else _pad_rows(r[:n], m))
-        return out
-
-
-class Session:
-    """Registers the DeepLIFT hooks on ``model`` for the duration of a ``with``.
-
-    A batch holds ``m`` example rows followed by one reference row per pair;
-    :meth:`batch` says which example each pair belongs to. Running examples
-    and references in one call keeps their activations bitwise comparable
-    (an exact zero difference stays exactly zero whatever the batch size).
-    Hooks are removed and ``inplace`` flags restored on exit.
-    """
-
-    def __init__(self, model, rules, caller='deep_lift_shap'):
-        self.caller = caller
-        self.entries = ruled_modules(model, rules, caller)
-        self.active = False
-        self.handles = []
-        self.inplace = []
-        self.scratch = {}
-
-    def __enter__(self):
+            obj = importlib.import_module(mod)
+        except Exception:  # not importable under that split
+            continue
         try:
-            for name, module, rule in self.entries:
-                # An in-place activation would overwrite the input the rule reads.
-                if getattr(module, 'inplace', False) is True:
-                    self.inplace.append(module)
-                    module.inplace = False
-                self.handles.append(module.register_forward_hook(self._make_hook(name, rule)))
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        for h in self.handles:
-            h.remove()
-        for module in self.inplace:
-            module.inplace = True
-        self.handles, self.inplace = [], []
-        self.active = False
-        self.scratch = {}
-        return False
-
-    def _scratch(self, shape, dtype, device):
-        """A reusable temporary: fresh large allocations cost page faults on every batch."""
-        n = 1
-        for d in shape:
-            n *= d
-        key = (dtype, device)
-        buf = self.scratch.get(key)
-        if buf is None or buf.numel() < n:
-            buf = torch.empty(n, dtype=dtype, device=device)
-            self.scratch[key] = buf
-        return buf[:n].view(shape)
-
-    def batch(self, m, groups, eidx):
-        """Arm the hooks for one batch: ``groups`` lists ``(s, e, j)``: pair
-        rows ``s:e`` (counted after the example rows) belong to example row ``j``;
-        ``eidx`` maps each pair to its example row."""
-        self.m, self.groups, self.eidx = m, groups, eidx
-        self.n_rows = m + len(eidx)
-        self.active = True
-
-    def done(self):
-        self.active = False
-        self.groups = self.eidx = None
-
-    def _make_hook(self, name, rule):
-        def hook(module, inputs, output):
-            if not self.active:
-                return None
-            if not isinstance(output, torch.Tensor):
-                raise ValueError(
-                    f"{self.caller}: module '{name or '<model>'}' ({type(module).__name__}) has a DeepLIFT "
-                    f"rule but returns a {type(output).__name__}; rules apply to modules returning one "
-                    "tensor: wrap it (e.g. return output[0]) and register the rule for the wrapper")
-            if not (inputs and isinstance(inputs[0], torch.Tensor)):
-                return None
-            if inputs[0].shape[0] != self.n_rows or output.shape[0] != self.n_rows or \
-                    not any(isinstance(t, torch.Tensor) and t.requires_grad for t in inputs):
-                return None  # not on the path from X, or not batch-aligned: leave it alone
-            return self._apply(module, rule, inputs, output)
-        return hook
-
-    def _apply(self, module, rule, inputs, output):
-        m, groups = self.m, self.groups
-        inp, out = inputs[0].detach(), output.detach()
-        if rule is rescale_rule:
-            xi, ri = _wide(inp[:m]), _wide(inp[m:])
-            xo, ro = _wide(out[:m]), _wide(out[m:])
-            # The derivative at the example is the fallback where |Δin| is tiny.
-            if type(module) is torch.nn.ReLU:
-                xd = (xi > 0).to(xi.dtype)
-            else:
-                with torch.enable_grad():
-                    t = inputs[0][:m].detach().requires_grad_(True)
-                    o = module.forward(t)
-                    xd = _wide(torch.autograd.grad(o, t, torch.ones_like(o))[0])
-            ratio = torch.empty((self.n_rows,) + tuple(ri.shape[1:]), dtype=ri.dtype, device=ri.device)
-            ratio[:m].zero_()
-            body = ratio[m:]
-            dx = self._scratch(ri.shape, ri.dtype, ri.device)
-            small = self._scratch(ri.shape, torch.bool, ri.device)
-            for s, e, j in groups:
-                _rescale_ratio(xi[j:j + 1], xo[j:j + 1], xd[j:j + 1], ri[s:e], ro[s:e], body[s:e],
-                               dx[s:e], small[s:e])
-            return _RuleFn.apply(_Rescale(out, ratio), inputs[0])
-        if rule is maxpool_rule:
-            idx = _pool_indices(module, inp)
-            ri = inp[m:]
-            dx = torch.empty_like(_wide(ri))
-            dout = torch.empty_like(_wide(out[m:]))
-            for s, e, j in groups:
-                torch.sub(_wide(inp[j:j + 1]), _wide(ri[s:e]), out=dx[s:e])
-                torch.sub(_wide(out[j:j + 1]), _wide(out[m + s:m + e]), out=dout[s:e])
-            st = _MaxPoolState(idx[:m].index_select(0, self.eidx), idx[m:], dx, dout, ri.shape)
-            return _RuleFn.apply(_MaxPool(out, st, m), inputs[0])
-        if rule is softmax_rule:
-            dim = _softmax_dim(module, inp.ndim)
-            parts = [_softmax_terms(inp[j:j + 1], inp[m + s:m + e], dim) for s, e, j in groups]
-            terms = tuple(torch.cat([p[t] for p in parts]) for t in range(4))
-            return _RuleFn.apply(_Softmax(out, terms, dim, m), inputs[0])
-        grad_mask = [isinstance(t, torch.Tensor) and t.requires_grad for t in inputs]
-        detached = [t.detach() if isinstance(t, torch.Tensor) else t for t in inputs]
-        state = _UserRule(module, rule, out, detached, m, self.eidx, grad_mask)
-        return _RuleFn.apply(state, *[t for t, k in zip(inputs, grad_mask) if k])
+            for part in attr.split('.'):
+                obj = getattr(obj, part)
+        except AttributeError:
+            continue
+        return obj
+    return None
 
 
-# --------------------------------------------------------------------------
-# Dead-branch pruning. A count-only wrapper around a profile model still runs
-# the profile head on every row although nothing of it reaches the output.
-# --------------------------------------------------------------------------
-
-# Escape hatch (and benchmark switch): set False to always run the eager model.
-PRUNE_DEAD_BRANCHES = True
-
-_INPLACE_OPERATORS = {'iadd', 'isub', 'imul', 'itruediv', 'ifloordiv', 'imod', 'ipow', 'iand', 'ior',
-                      'ixor', 'ilshift', 'irshift', 'imatmul', 'setitem', 'delitem'}
-
-
-def _has_hooks(module):
-    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
-                or getattr(module, '_backward_pre_hooks', None))
-
-
-def _is_impure(node, root):
-    """Whether a traced node may act beyond its return value (keep it and its inputs)."""
-    if node.op in ('placeholder', 'output'):
-        return True
-    if node.op == 'call_module':
-        mod = root.get_submodule(node.target)
-        return (getattr(mod, '_is_impure', False) or getattr(mod, 'inplace', False) is True
-                or _has_hooks(mod))
-    if node.kwargs.get('out') is not None or node.kwargs.get('inplace') is True:
-        return True
-    if node.op == 'call_method':
-        name = str(node.target)
-        return name.endswith('_') or name.startswith('__set') or name.startswith('__del')
-    if node.op == 'call_function':
-        name = getattr(node.target, '__name__', '')
-        if name.endswith('_') or (getattr(node.target, '__module__', None) in ('_operator', 'operator')
-                                  and name in _INPLACE_OPERATORS):
-            return True
-        try:
-            return node.is_impure()
-        except Exception:
-            return True
-    return False
+def _model_classes(model, module_file):
+    """{name: class} for every class in the model's modules' MROs, under its
+    bare qualname, ``<module>.<qualname>`` and ``<file stem>.<qualname>``."""
+    import os
+    stem = os.path.splitext(os.path.basename(module_file))[0] if module_file else None
+    names = {}
+    if model is None:
+        return names
+    for m in model.modules():
+        for cls in type(m).__mro__:
+            if cls in (torch.nn.Module, object):
+                continue
+            keys = [cls.__qualname__, f"{cls.__module__}.{cls.__qualname__}"]
+            if stem:
+                keys.append(f"{stem}.{cls.__qualname__}")
+            for k in keys:
+                names.setdefault(k, set()).add(cls)
+    return names
 
 
-def prune_dead_branches(model, n_args, leaves):
-    """``model(X, *args)`` without the modules whose results cannot reach its output.
+def rules_from_names(declarations: Mapping[str, str], model: Optional[torch.nn.Module] = None,
+                     module_file: Optional[str] = None,
+                     where: str = 'rules') -> Dict[type, Callable]:
+    """Turn ``{class name: rule name}`` into an ``additional_nonlinear_ops`` dict.
 
-    The forward is traced with ``torch.fx`` (ruled modules stay opaque, so
-    their hooks still fire) and every node that neither feeds the output nor
-    may have side effects is dropped. Returns a ``GraphModule`` sharing the
-    model's modules, or None when nothing costly would be dropped, when the
-    forward cannot be traced, or when hooks on traced-through modules would
-    be lost. The caller must check the result against the eager model.
+    This lets a model.yaml (or a command line) declare DeepLIFT rules without
+    Python, e.g. ``{"model.MyAct": "rescale", "model.Lambda": "linear"}``.
+
+    Grammar
+    -------
+    * A **key** names a ``torch.nn.Module`` subclass, either
+
+      - relative to the model: ``Lambda`` (the bare class name, if only one
+        class in the model is called that), ``model.Lambda`` or
+        ``model_architecture.Lambda`` (``<module file stem>.<class>``; Kipoi
+        loads a ``module_file`` as a module named after the file, so
+        ``cls.__module__`` is that stem), looked up among the classes of
+        ``model``'s modules and their bases; or
+      - an import path: ``torch.nn.Threshold``, ``mypkg.layers.MyAct`` or
+        ``mypkg.layers:MyAct``.
+
+    * A **value** is a rule name (case-insensitive):
+
+      - ``rescale``: elementwise nonlinearity (Δout/Δin, as ReLU);
+      - ``maxpool``: a MaxPool/AdaptiveMaxPool subclass;
+      - ``softmax`` / ``logsoftmax``: over the module's ``dim`` (not the batch axis);
+      - ``linear``: the module is affine (e.g. DeepSEA's reshape ``Lambda``,
+        a channel re-order): not refused, not hooked, nothing inside checked;
+
+      or an import path of a rule function ``pkg.mod:func`` with tangermeme's
+      signature ``rule(module, grad_input, grad_output) -> tuple``.
+
+    Parameters
+    ----------
+    declarations : mapping of str to str
+        The declarations, e.g. the mapping read from model.yaml.
+    model : torch.nn.Module, optional
+        The loaded model: names are resolved against the classes it uses
+        (identity matters: a rule applies to the class object the model was
+        built from, not to a re-import of its file).
+    module_file : str, optional
+        The model's Python file; its stem is accepted as a class prefix.
+    where : str, default 'rules'
+        How to name the declarations in error messages (e.g.
+        ``'model.yaml postprocessing.tanger.rules'``).
+
+    Returns
+    -------
+    dict
+        ``{class: rule}``, ready for ``deep_lift_shap(additional_nonlinear_ops=...)``.
+
+    Raises
+    ------
+    ValueError
+        One line naming ``where``, the key or value, and what is expected.
     """
-    if not PRUNE_DEAD_BRANCHES:
-        return None
-    try:
-        import torch.fx as fx
-    except ImportError:  # pragma: no cover - fx ships with torch >= 1.8
-        return None
-    from torch.nn.modules import module as _module
-    if _module._global_forward_hooks or _module._global_forward_pre_hooks:
-        return None
-    leaves = set(leaves)
-
-    class Tracer(fx.Tracer):
-        def is_leaf_module(self, m, qualname):
-            return m in leaves or super().is_leaf_module(m, qualname)
-
-    names = ''.join(f', a{i}' for i in range(n_args))
-    namespace = {}
-    exec(f"def forward(self, X{names}):\n    return self.model(X{names})\n", namespace)
-    call = type('_Call', (torch.nn.Module,), {'forward': namespace['forward']})()
-    call.model = model
-    tracer = Tracer()
-    try:
-        graph = tracer.trace(call)
-    except Exception:
-        return None
-    root = call
-    # Hooks on modules the tracer stepped into would not run in the graph.
-    traced_into = [m for name, m in model.named_modules()
-                   if m not in leaves and not tracer.is_leaf_module(m, name)]
-    if any(_has_hooks(m) for m in traced_into):
-        return None
-    keep = set()
-    for node in graph.nodes:
-        if _is_impure(node, root):
-            stack = [node]
-            while stack:
-                n = stack.pop()
-                if n not in keep:
-                    keep.add(n)
-                    stack.extend(n.all_input_nodes)
-    dead = [n for n in graph.nodes if n not in keep]
-    if not any(n.op == 'call_module' for n in dead):
-        return None
-    for n in reversed(dead):
-        graph.erase_node(n)
-    return fx.GraphModule(root, graph, class_name='PrunedForward')
-
-
-def same_outputs(a, b):
-    """Bitwise equality of two model outputs (tensors or nested tuples/lists)."""
-    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
-        return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b))
-    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        return len(a) == len(b) and all(same_outputs(x, y) for x, y in zip(a, b))
-    return False
+    if not isinstance(declarations, Mapping):
+        raise ValueError(f"{where}: expected a mapping {{class name: rule name}}, got "
+                         f"{type(declarations).__name__}")
+    known = _model_classes(model, module_file)
+    out = {}
+    for key, value in declarations.items():
+        if not isinstance(key, str) or not key.strip():
+            raise ValueError(f"{where}: key {key!r} must be a class name such as 'model.MyAct'")
+        name = key.strip()
+        found = known.get(name, set())
+        if len(found) > 1:
+            raise ValueError(f"{where}: {name!r} names {len(found)} different classes of the model; use "
+                             "<module>.<class> (e.g. 'model.MyAct')")
+        cls = next(iter(found)) if found else _import_attr(name, where)
+        if cls is None:
+            sample = sorted(k for k in known if '.' in k and not k.startswith('torch.'))[:6]
+            raise ValueError(f"{where}: {name!r} is neither a class of the model"
+                             + (f" (e.g. {', '.join(sample)})" if sample else "")
+                             + " nor an importable class path such as 'torch.nn.Threshold'")
+        if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+            raise ValueError(f"{where}: {name!r} is not a torch.nn.Module subclass")
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{where}: rule for {name!r} must be one of {', '.join(RULE_NAMES)} "
+                             f"or an import path 'pkg.module:function', got {value!r}")
+        rule = RULE_NAMES.get(value.strip().lower())
+        if rule is None:
+            if ':' not in value and '.' not in value:
+                raise ValueError(f"{where}: rule {value!r} for {name!r} is not one of "
+                                 f"{', '.join(RULE_NAMES)} (or an import path 'pkg.module:function')")
+            rule = _import_attr(value.strip(), where)
+            if not callable(rule):
+                raise ValueError(f"{where}: rule {value!r} for {name!r} cannot be imported as a function "
+                                 "rule(module, grad_input, grad_output)")
+        out[cls] = rule
+    return out

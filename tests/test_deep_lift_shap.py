@@ -199,14 +199,17 @@ def test_batch_memory_is_bounded_by_batch_size():
     torch.manual_seed(8)
     model = SmallCNN(length=120)
     rows = []
-    handle = model.c1.register_forward_pre_hook(lambda m, inp: rows.append(inp[0].shape[0]))
+    handle = model.c1.register_forward_pre_hook(
+        lambda m, inp: rows.append((inp[0].shape[0], torch.is_grad_enabled())))
     X, refs = data(10, 120, 6)
     try:
         deep_lift_shap(model, X, references=refs, batch_size=8, device='cpu')
     finally:
         handle.remove()
-    # 8 reference rows plus the distinct examples they belong to (at most 2 here).
-    assert max(rows) <= 8 + 2 and len(rows) == 60 // 8 + 1
+    # 8 reference rows plus the distinct examples they belong to (at most 2 here); one pass per
+    # batch with gradients (the first-batch check adds three small passes without).
+    assert max(r for r, _ in rows) <= 8 + 2 and sum(g for _, g in rows) == 60 // 8 + 1
+    assert sum(1 for _, g in rows if not g) == 3 and all(r <= 4 for r, g in rows if not g)
 
 
 def test_random_state_references():
@@ -266,13 +269,20 @@ class FunctionalReLU(torch.nn.Module):
         return self.fc(torch.relu(self.c1(X)).mean(-1))
 
 
-def test_functional_relu_warns_and_print_deltas(capsys):
+def test_functional_relu_is_refused_and_warns_when_declared_linear(capsys):
     torch.manual_seed(11)
     X, refs = data(3, 50, 4)
-    with pytest.warns(RuntimeWarning) as record:
+    # tangermeme treats torch.relu in forward as linear and warns afterwards; it is refused by name.
+    with pytest.raises(ValueError, match=r"module '<model>' \(test_deep_lift_shap\.FunctionalReLU\) computes "
+                                         r"torch\.relu, which is nonlinear.*no DeepLIFT rule"):
         deep_lift_shap(FunctionalReLU(), X, references=refs, device='cpu')
+    # Declared linear on purpose (tangermeme's treatment): it runs, and the warning names the module.
+    with pytest.warns(RuntimeWarning) as record:
+        deep_lift_shap(FunctionalReLU(), X, references=refs, device='cpu',
+                       additional_nonlinear_ops={FunctionalReLU: 'linear'})
     messages = [str(w.message) for w in record]
     assert any('% of the output differences' in m and 'no DeepLIFT rule' in m for m in messages)
+    assert all("'<model>' (test_deep_lift_shap.FunctionalReLU, declared linear)" in m for m in messages)
     with pytest.warns(RuntimeWarning, match='convergence deltas too high'):
         deep_lift_shap(SmallCNN(length=50), X, references=refs, warning_threshold=-1.0,
                        print_convergence_deltas=True, device='cpu')
@@ -564,7 +574,7 @@ def test_hypothetical_attributions_matches_tangermeme():
 
 
 def test_dead_branches_are_pruned_only_when_equivalent():
-    from kipoi_tanger._deeplift_rules import prune_dead_branches
+    from kipoi_tanger._deeplift_prune import prune_dead_branches
     torch.manual_seed(20)
     bp = BPNetLike(n_filters=8, n_layers=2, in_len=100, out_len=20)
     model = CountsOnly(bp).eval()
@@ -575,12 +585,15 @@ def test_dead_branches_are_pruned_only_when_equivalent():
         assert gm is not None and 'fconv' not in gm.code and 'rconvs' in gm.code
         assert torch.equal(gm(X, *args), model(X, *args))
     assert prune_dead_branches(SmallCNN(length=40), 0, []) is None  # nothing to drop
-    from kipoi_tanger import _deeplift_rules
-    _deeplift_rules.PRUNE_DEAD_BRANCHES = False
+    # prune=False: the dead head runs on every forward row (its hook fires), with the same result.
+    rows = []
+    handle = bp.fconv.register_forward_pre_hook(lambda m, inp: rows.append(inp[0].shape[0]))
     try:
-        assert prune_dead_branches(model, 0, []) is None  # switched off
+        unpruned = deep_lift_shap(model, X, references=refs, device='cpu', prune=False)
     finally:
-        _deeplift_rules.PRUNE_DEAD_BRANCHES = True
+        handle.remove()
+    assert sum(rows) >= 3 * 3  # every pair row went through the profile head
+    close(unpruned, deep_lift_shap(model, X, references=refs, device='cpu'), TOL)
     assert prune_dead_branches(GRUNet(), 0, []) is None
 
     # A hook on the dead head keeps it: it still fires during deep_lift_shap.
@@ -610,7 +623,7 @@ def test_pruning_falls_back_when_tracing_changes_the_function():
             h += self.head(X)  # mutates a in eager; fx records an out-of-place add
             return self.fc(self.relu(a).mean(-1))
 
-    from kipoi_tanger._deeplift_rules import prune_dead_branches
+    from kipoi_tanger._deeplift_prune import prune_dead_branches
     torch.manual_seed(21)
     model = Aliased().eval()
     X, refs = data(3, 30, 4)
