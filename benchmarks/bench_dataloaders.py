@@ -112,7 +112,7 @@ def case(name, fa, bed, h5):
                                      ignore_targets=True, dtype=np.float32)
     elif name == "IntervalOneHot_L4":
         cls = _load("interval_onehot", "IntervalOneHot")
-        make = lambda: cls(bed, fa, seq_len=1000, layout="L,4")  # noqa: E731
+        make = lambda: cls(bed, fa, seq_len=1000, layout="(L, A)")  # noqa: E731
     elif name == "IntervalOneHot_4L":
         cls = _load("interval_onehot", "IntervalOneHot")
         make = lambda: cls(bed, fa, seq_len=1000)  # noqa: E731
@@ -170,7 +170,7 @@ def parity(fa, bed):
     (kipoiseq writes 0.25 everywhere, tangermeme and we write zeros)."""
     import numpy as np
     from kipoiseq.dataloaders import SeqIntervalDl
-    ours = _load("interval_onehot", "IntervalOneHot")(bed, fa, seq_len=1000, layout="L,4")
+    ours = _load("interval_onehot", "IntervalOneHot")(bed, fa, seq_len=1000, layout="(L, A)")
     theirs = SeqIntervalDl(bed, fa, auto_resize_len=1000, use_strand=True, ignore_targets=True,
                            dtype=np.float32)
     same, n_cols = True, 0
@@ -246,7 +246,7 @@ def main():
         json.dump(result, f, indent=2)
     r = result["interval_onehot_vs_kipoiseq"]
     print("interval_onehot vs kipoiseq SeqIntervalDl ({} x 1 kb, batch {}): {:.0f}/s vs {:.0f}/s = {}x "
-          "(4,L layout {}x, end-to-end {}x), parity: {}".format(
+          "((A, L) layout {}x, end-to-end {}x), parity: {}".format(
               n, BATCH, o["throughput_per_s"], k["throughput_per_s"], r["throughput_ratio_L4"],
               r["throughput_ratio_4L"], r["end_to_end_ratio_L4"], same))
     print("peak RSS above baseline: kipoiseq {} MiB, IntervalOneHot {} MiB".format(

@@ -170,9 +170,10 @@ def test_minus_strand_is_reverse_complement(tmp_path, genome):
 
 
 @pytest.mark.parametrize("layout,shape,perm", [
-    ("4,L", (4, 9), None), ("L,4", (9, 4), (1, 0)), ("4,L,1", (4, 9, 1), None),
-    ("1,4,L", (1, 4, 9), None), ("L,1,4", (9, 1, 4), (1, 0)), ("(4, l)", (4, 9), None),
-    ("1,L,4,1", (1, 9, 4, 1), (1, 0)),
+    ("(A, L)", (4, 9), None), ("(L, A)", (9, 4), (1, 0)), ("(A, L, 1)", (4, 9, 1), None),
+    ("(1, A, L)", (1, 4, 9), None), ("L,1,A", (9, 1, 4), (1, 0)), ("(a, l)", (4, 9), None),
+    ("(1, L, A, 1)", (1, 9, 4, 1), (1, 0)), ("A L 1", (4, 9, 1), None), ("LA", (9, 4), (1, 0)),
+    (["L", "A"], (9, 4), (1, 0)),
 ])
 def test_every_layout(tmp_path, genome, layout, shape, perm):
     bed = write_bed(tmp_path / "a.bed", [("chr1", 3, 17, "m", 0, "-"), ("chr2", 0, 9)])
@@ -189,7 +190,7 @@ def test_every_layout(tmp_path, genome, layout, shape, perm):
 @pytest.mark.parametrize("dtype", ["float32", "float16", "float64", "int8", "uint8", "int64", "bool"])
 def test_every_dtype(tmp_path, genome, dtype):
     bed = write_bed(tmp_path / "a.bed", [("chr1", 10, 30, "x", 0, "-")])
-    for layout in ("4,L", "L,4"):
+    for layout in ("(A, L)", "(L, A)"):
         ref = IntervalOneHot(bed, genome, layout=layout)[0]["inputs"]
         x = IntervalOneHot(bed, genome, layout=layout, dtype=dtype)[0]["inputs"]
         assert x.dtype == np.dtype(dtype)
@@ -363,7 +364,12 @@ def test_missing_and_unusable_files(tmp_path, genome, which):
 
 
 @pytest.mark.parametrize("kwargs,parts", [
-    (dict(layout="4,L,L"), ["layout", "'4,L,L'"]), (dict(layout="NAL"), ["layout"]),
+    (dict(layout="4,L,L"), ["layout", "'4,L,L'", '"(A, L)"']), (dict(layout="NAL"), ["layout"]),
+    (dict(layout="(L)"), ["layout", "one A"]), (dict(layout="(A, A, L)"), ["layout"]),
+    (dict(layout=""), ["layout"]), (dict(layout=4), ["layout"]),
+    (dict(layout="4,L"), ["layout '4,L' is the old spelling", 'write "(A, L)"']),
+    (dict(layout="L,4"), ["old spelling", 'write "(L, A)"']),
+    (dict(layout="(4, L, 1)"), ["old spelling", 'write "(A, L, 1)"']),
     (dict(dtype="str"), ["dtype", "'str'"]), (dict(dtype="complex64"), ["dtype"]),
     (dict(seq_len=0), ["seq_len", "0"]), (dict(seq_len="abc"), ["seq_len"]),
     (dict(seq_len=2.5), ["seq_len"]), (dict(out_of_bounds="clip"), ["out_of_bounds", "'clip'"]),
@@ -390,7 +396,7 @@ def test_fast_batches_equal_kipoi_collate(tmp_path, genome):
     rng = np.random.default_rng(1)
     lines = [("chr1" if k % 3 else "chr2", int(rng.integers(0, 14)), int(rng.integers(14, 16)),
               "r%d" % k, 0, "+-."[k % 3]) for k in range(23)]
-    ds = IntervalOneHot(write_bed(tmp_path / "a.bed", lines), genome, seq_len=12, layout="L,4,1")
+    ds = IntervalOneHot(write_bed(tmp_path / "a.bed", lines), genome, seq_len=12, layout="(L, A, 1)")
     fast = list(ds.batch_iter(batch_size=5))
     slow = list(ds.batch_iter(batch_size=5, pin_memory=False))  # kipoi's per-sample path
     assert [len(b["inputs"]) for b in fast] == [5, 5, 5, 5, 3]
@@ -553,7 +559,7 @@ def test_model_specific_dataloader_yaml_reuses_the_component(tmp_path):
           intervals_file: {{doc: BED, example: {ex}/intervals.bed}}
           fasta_file: {{doc: FASTA, example: {ex}/genome.fa}}
           seq_len: {{doc: length, default: "60", optional: true}}
-          layout: {{doc: layout, default: "L,4", optional: true}}
+          layout: {{doc: layout, default: "(L, A)", optional: true}}
           dtype: {{doc: dtype, optional: true}}
           out_of_bounds: {{doc: pad or drop, optional: true}}
           use_strand: {{doc: strand, optional: true}}

@@ -1,6 +1,6 @@
 """Features-table dataloader: a TSV of numeric columns -> float vectors.
 
-A self-contained Kipoi dataloader component (numpy + kipoi only) for models
+A Kipoi dataloader component (numpy + kipoi only) for models
 whose inputs are per-region feature vectors rather than sequences, such as
 the small dense sub-models of the composite examples (seed 004): one row per
 region, an ``id`` column, numeric feature columns -> ``inputs`` ``(k,)``,
@@ -16,43 +16,39 @@ Decisions
   the 0-based row number.
 * A cell that is empty or not a number is an error naming the file, line,
   column and value; ``nan``/``inf`` spelled out are accepted as numbers.
+* Batching and argument checks come from ``../_shared.py``, loaded by path.
 """
 import csv
-import gzip
+import importlib.util
 import os
+import sys
 
 import numpy as np
-from kipoi.data import Dataset
 
+
+def _load_shared():
+    """``dataloaders/_shared.py`` loaded by path (Kipoi execs this file by path, so
+    there is no package to import from): next to this file, else one directory up."""
+    src = os.path.abspath(globals().get("__file__") or _load_shared.__code__.co_filename)
+    folders = [os.path.dirname(src), os.path.dirname(os.path.dirname(src))]
+    path = next((p for p in (os.path.join(d, "_shared.py") for d in folders) if os.path.isfile(p)), None)
+    if path is None:
+        raise ImportError("{}: the dataloaders' shared module _shared.py is neither in {} nor in {}; copy "
+                          "dataloaders/_shared.py next to this file".format(src, *folders))
+    name = "_tanger_dataloaders_shared_{:x}".format(abs(hash(path)))
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+_shared = _load_shared()
 __all__ = ["FeaturesTable"]
 
 
-def _open_text(path):
-    with open(path, "rb") as fh:
-        gz = fh.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt", newline="") if gz else open(path, newline="")
-
-
-def _names(value, arg):
-    """Column names from a comma-separated string or a list (None stays None)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        items = [v.strip() for v in value.split(",")] if value.strip() else []
-    elif isinstance(value, (list, tuple)):
-        items = [str(v).strip() for v in value]
-    else:
-        raise TypeError("{} must be a comma-separated string or a list of column names, got {!r}"
-                        .format(arg, value))
-    if any(not v for v in items):
-        raise ValueError("{} must list non-empty column names, got {!r}".format(arg, value))
-    dup = sorted({v for v in items if items.count(v) > 1})
-    if dup:
-        raise ValueError("{}: column {!r} is listed twice".format(arg, dup[0]))
-    return items
-
-
-class FeaturesTable(Dataset):
+class FeaturesTable(_shared.BatchedDataset):
     """Numeric feature vectors (and optional targets) from a TSV table.
 
     Parameters
@@ -74,14 +70,10 @@ class FeaturesTable(Dataset):
         path = self.features_file
         if not os.path.isfile(path):
             raise ValueError("features_file {}: file not found".format(path))
-        try:
-            self.dtype = np.dtype(dtype)
-        except TypeError:
-            raise ValueError("dtype: {!r} is not a numpy dtype".format(dtype)) from None
-        if self.dtype.kind not in "fiu":
-            raise ValueError("dtype: expected a numeric dtype such as float32, got {!r}".format(dtype))
-        want = _names(columns, "columns")
-        targets = _names(target_columns, "target_columns") or []
+        self.dtype = _shared.as_dtype(dtype, kinds="fiu")
+        want = None if columns is None else _shared.comma_list(columns, "columns", unique=True)
+        targets = [] if target_columns is None else \
+            _shared.comma_list(target_columns, "target_columns", unique=True)
         header, hline, rows = self._read(path)
         missing = [c for c in (want or []) + targets if c not in header]
         if missing:
@@ -116,7 +108,7 @@ class FeaturesTable(Dataset):
 
     @staticmethod
     def _read(path):
-        with _open_text(path) as fh:
+        with _shared.open_text(path) as fh:
             reader = csv.reader(fh, delimiter="\t")
             header, hline = None, 0
             for header in reader:
@@ -163,60 +155,5 @@ class FeaturesTable(Dataset):
             out["targets"] = self.y[idx]
         return out
 
-    def __getitem__(self, index):
-        i = int(index)
-        if not -len(self) <= i < len(self):
-            raise IndexError("index {} out of range for {} rows".format(index, len(self)))
-        out = {"inputs": self.x[i], "metadata": {"id": str(self.ids[i])}}
-        if self.y is not None:
-            out["targets"] = self.y[i]
-        return out
 
-    def _batch_iterable(self, batch_size=32, shuffle=False, num_workers=0, drop_last=False,
-                        **kwargs):
-        # Everything is in memory already: slice batches instead of collating samples.
-        if kwargs or num_workers:
-            return super()._batch_iterable(batch_size=batch_size, shuffle=shuffle,
-                                           num_workers=num_workers, drop_last=drop_last,
-                                           **kwargs)
-        return _Batches(self, int(batch_size), shuffle, drop_last)
-
-    def batch_iter(self, batch_size=32, shuffle=False, num_workers=0, drop_last=False, **kwargs):
-        """Iterate over collated batches (see ``kipoi.data.Dataset.batch_iter``)."""
-        return iter(self._batch_iterable(batch_size=batch_size, shuffle=shuffle,
-                                         num_workers=num_workers, drop_last=drop_last, **kwargs))
-
-
-class _Batches:
-    def __init__(self, ds, batch_size, shuffle, drop_last):
-        if batch_size < 1:
-            raise ValueError("batch_size must be >= 1, got {}".format(batch_size))
-        self.ds, self.batch_size, self.shuffle, self.drop_last = ds, batch_size, shuffle, drop_last
-
-    def __iter__(self):
-        n = len(self.ds)
-        order = np.random.permutation(n) if self.shuffle else np.arange(n)
-        stop = n - n % self.batch_size if self.drop_last else n
-        for i in range(0, stop, self.batch_size):
-            yield self.ds.load_batch(order[i:i + self.batch_size])
-
-
-def _attach_description(cls):
-    """Attach the sibling dataloader.yaml to ``cls`` at import time (see
-    dataloaders/README.md: a plain import then works as a Kipoi dataloader)."""
-    here = globals().get("__file__")  # unset when kipoi execs the file (`file.py::Class`)
-    if cls.args is not None or here is None:
-        return cls
-    folder = os.path.dirname(os.path.abspath(here))
-    path = os.path.join(folder, "dataloader.yaml")
-    if not os.path.exists(path):
-        return cls
-    from kipoi.specs import DataLoaderDescription
-    from kipoi_utils import cd
-    with cd(folder):
-        cls._add_description_factory(DataLoaderDescription.load(path))
-    cls.source_dir = folder
-    return cls
-
-
-_attach_description(FeaturesTable)
+_shared.attach_description(FeaturesTable, globals().get("__file__"))

@@ -1,6 +1,6 @@
 """HDF5 predictions dataloader: stored predictions of other models as inputs.
 
-A self-contained Kipoi dataloader component (numpy + h5py + kipoi only): it
+A Kipoi dataloader component (numpy + h5py + kipoi only): it
 reads one or more HDF5 files written by ``kipoi predict -o x.h5
 --keep_metadata`` or ``kipoi-tanger predict`` and yields their predictions as
 named model inputs, so that a downstream model can consume the outputs of
@@ -23,31 +23,40 @@ Decisions
   per dataset and slices batches from them; shuffled or per-sample access
   reads per batch. The chunk cache holds one chunk of every dataset, so
   each chunk is decompressed once when reading in order.
+* Batching and argument checks come from ``../_shared.py``, loaded by path.
 """
+import importlib.util
 import os
+import sys
 
 import h5py
 import numpy as np
-from kipoi.data import Dataset
 
+
+def _load_shared():
+    """``dataloaders/_shared.py`` loaded by path (Kipoi execs this file by path, so
+    there is no package to import from): next to this file, else one directory up."""
+    src = os.path.abspath(globals().get("__file__") or _load_shared.__code__.co_filename)
+    folders = [os.path.dirname(src), os.path.dirname(os.path.dirname(src))]
+    path = next((p for p in (os.path.join(d, "_shared.py") for d in folders) if os.path.isfile(p)), None)
+    if path is None:
+        raise ImportError("{}: the dataloaders' shared module _shared.py is neither in {} nor in {}; copy "
+                          "dataloaders/_shared.py next to this file".format(src, *folders))
+    name = "_tanger_dataloaders_shared_{:x}".format(abs(hash(path)))
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+_shared = _load_shared()
 __all__ = ["HDF5Predictions"]
 
-_ID_KEYS = ("metadata/ranges/id", "metadata/id")
+_ID_KEYS = tuple("metadata/" + "/".join(p) for p in _shared.ID_PATHS)
 _ALIGN_CHUNK = 1 << 16
 _BLOCK_BYTES = 16 << 20
-
-
-def _split(value, name):
-    if isinstance(value, str):
-        items = [v.strip() for v in value.split(",")]
-    elif isinstance(value, (list, tuple)):
-        items = [os.fspath(v).strip() if not isinstance(v, str) else v.strip() for v in value]
-    else:
-        raise TypeError("{} must be a comma-separated string or a list, got {!r}".format(
-            name, value))
-    if not items or any(not v for v in items):
-        raise ValueError("{} must list non-empty entries, got {!r}".format(name, value))
-    return items
 
 
 def _default_name(path):
@@ -183,12 +192,10 @@ def _selection(idx):
 
 
 def _take(tree, inverse):
-    if isinstance(tree, dict):
-        return {k: _take(v, inverse) for k, v in tree.items()}
-    return tree if inverse is None else tree[inverse]
+    return tree if inverse is None else _shared.tree_map(lambda v: v[inverse], tree)
 
 
-class HDF5Predictions(Dataset):
+class HDF5Predictions(_shared.BatchedDataset):
     """Predictions stored in HDF5 files, yielded as named inputs.
 
     Parameters
@@ -210,12 +217,12 @@ class HDF5Predictions(Dataset):
                 raise ValueError("names: give the names either as the keys of files or in "
                                  "names, not both")
             names, paths = [str(k) for k in files], [os.fspath(v) for v in files.values()]
-            if not paths:
-                raise ValueError("files must name at least one HDF5 file, got {}")
         else:
-            paths = _split(files, "files")
-            names = _split(names, "names") if names is not None else \
+            paths = _shared.comma_list(files, "files")
+            names = _shared.comma_list(names, "names") if names is not None else \
                 [_default_name(p) for p in paths]
+        if not paths:
+            raise ValueError("files must name at least one HDF5 file, got {!r}".format(files))
         if len(names) != len(paths):
             raise ValueError("names: {} names for {} files ({!r})".format(len(names), len(paths),
                                                                           names))
@@ -255,120 +262,17 @@ class HDF5Predictions(Dataset):
             batch["metadata"] = _take(ref.tree(ref.meta, sel), inverse)
         return batch
 
-    def __getitem__(self, index):
-        i = int(index)
-        if not -len(self) <= i < len(self):
-            raise IndexError("index {} out of range for {} rows".format(index, len(self)))
-        return _first(self.load_batch([i % len(self)]))
-
-    def _batch_iterable(self, batch_size=32, shuffle=False, num_workers=0, drop_last=False,
-                        **kwargs):
-        if kwargs:  # torch DataLoader options we do not mirror: use kipoi's generic path
-            return super()._batch_iterable(batch_size=batch_size, shuffle=shuffle,
-                                           num_workers=num_workers, drop_last=drop_last,
-                                           **kwargs)
-        return _Batches(self, batch_size, shuffle, num_workers, drop_last)
-
-    def batch_iter(self, batch_size=32, shuffle=False, num_workers=0, drop_last=False, **kwargs):
-        """Iterate over collated batches (see ``kipoi.data.Dataset.batch_iter``)."""
-        return iter(self._batch_iterable(batch_size=batch_size, shuffle=shuffle,
-                                         num_workers=num_workers, drop_last=drop_last, **kwargs))
-
-
-def _first(tree):
-    if isinstance(tree, dict):
-        return {k: _first(v) for k, v in tree.items()}
-    v = tree[0]
-    return str(v) if isinstance(v, np.str_) else v
-
-
-def _slice(tree, a, b):
-    if isinstance(tree, dict):
-        return {k: _slice(v, a, b) for k, v in tree.items()}
-    return tree[a:b]
-
-
-class _Batches:
-    """Re-iterable batches of a dataset exposing ``load_batch(idx)``.
-
-    In order, rows are read in blocks of up to ``_BLOCK_BYTES`` (one h5py
-    read per dataset and block, not per batch: per-read overhead dominates
-    small batches) and batches are sliced from the block.
-    """
-
-    def __init__(self, ds, batch_size, shuffle, num_workers, drop_last):
-        if int(batch_size) < 1 or int(num_workers) < 0:
-            raise ValueError("batch_size must be >= 1 and num_workers >= 0, got {} and {}".format(
-                batch_size, num_workers))
-        self.ds, self.batch_size = ds, int(batch_size)
-        self.shuffle, self.num_workers, self.drop_last = shuffle, int(num_workers), drop_last
-
-    def _chunks(self):
-        n = len(self.ds)
-        order = np.random.permutation(n) if self.shuffle else np.arange(n)
-        stop = n - n % self.batch_size if self.drop_last else n
-        return [order[i:i + self.batch_size] for i in range(0, stop, self.batch_size)]
-
-    def __iter__(self):
-        if self.num_workers == 0 and not self.shuffle:
-            return self._blocks()
-        chunks = self._chunks()
-        if self.num_workers == 0:
-            return (self.ds.load_batch(c) for c in chunks)
-        from kipoi_utils.external.torch.data import DataLoader
-        return iter(DataLoader(_BatchView(self.ds, chunks), batch_size=1, shuffle=False,
-                               num_workers=self.num_workers, collate_fn=_unwrap))
-
-
-    def _blocks(self):
-        n, bs = len(self.ds), self.batch_size
-        stop = n - n % bs if self.drop_last else n
-        row_bytes = max(1, sum(src.row_bytes for src in self.ds.all_sources()))
-        per_block = max(1, _BLOCK_BYTES // row_bytes // bs) * bs
+    def ordered_batches(self, batch_size, stop):
+        """In-order batches cut from blocks of up to ``_BLOCK_BYTES``: one h5py read
+        per dataset and block, not per batch (per-read overhead dominates small
+        batches)."""
+        row_bytes = max(1, sum(src.row_bytes for src in self.all_sources()))
+        per_block = max(1, _BLOCK_BYTES // row_bytes // batch_size) * batch_size
         for a in range(0, stop, per_block):
             b = min(a + per_block, stop)
-            block = self.ds.load_batch(np.arange(a, b))
-            for i in range(0, b - a, bs):
-                yield _slice(block, i, i + bs)
+            block = self.load_batch(np.arange(a, b))
+            for i in range(0, b - a, batch_size):
+                yield _shared.tree_map(lambda v: v[i:i + batch_size], block)
 
 
-class _BatchView:
-    def __init__(self, ds, chunks):
-        self.ds, self.chunks = ds, chunks
-
-    def __len__(self):
-        return len(self.chunks)
-
-    def __getitem__(self, j):
-        return self.ds.load_batch(self.chunks[j])
-
-
-def _unwrap(items):
-    return items[0]
-
-
-def _attach_description(cls):
-    """Attach the sibling dataloader.yaml to ``cls`` at import time.
-
-    Kipoi does this itself when it loads the component by path; doing it here
-    too makes a plain import work as a Kipoi dataloader (``init_example``,
-    ``get_output_schema``, ``kipoi predict --dataloader
-    dataloaders.<component>.dataloader.<Class>`` with the repo root on
-    PYTHONPATH).
-    """
-    here = globals().get("__file__")  # unset when kipoi execs the file (`file.py::Class`)
-    if cls.args is not None or here is None:
-        return cls
-    folder = os.path.dirname(os.path.abspath(here))
-    path = os.path.join(folder, "dataloader.yaml")
-    if not os.path.exists(path):
-        return cls
-    from kipoi.specs import DataLoaderDescription
-    from kipoi_utils import cd
-    with cd(folder):
-        cls._add_description_factory(DataLoaderDescription.load(path))
-    cls.source_dir = folder
-    return cls
-
-
-_attach_description(HDF5Predictions)
+_shared.attach_description(HDF5Predictions, globals().get("__file__"))

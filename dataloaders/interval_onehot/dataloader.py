@@ -1,15 +1,17 @@
 """Interval one-hot dataloader: BED intervals + indexed FASTA -> one-hot DNA.
 
-A self-contained Kipoi dataloader component (needs only numpy, pyfaidx and
-kipoi), usable as a zoo model's ``default_dataloader`` by relative path, with
-``kipoi predict --dataloader``, through ``kipoi.get_dataloader_factory`` and by
-direct import.
+A Kipoi dataloader component (needs numpy, pyfaidx and kipoi), usable as a zoo model's
+``default_dataloader`` by relative path, with ``kipoi predict --dataloader``,
+through ``kipoi.get_dataloader_factory`` and by direct import. Batching,
+argument checks and layouts come from ``../_shared.py``, loaded by path.
 
 Conventions
 -----------
-* Resizing mirrors ``tangermeme.io.extract_loci``: ``mid = start + (end -
-  start) // 2`` and the window is ``[mid - seq_len // 2, mid - seq_len // 2 +
-  seq_len)``. The window does not depend on the strand.
+* Resizing (``seq_len``, kipoiseq's ``auto_resize_len``) mirrors
+  ``tangermeme.io.extract_loci`` and kipoiseq's ``resize_interval(...,
+  anchor="center")``, which agree: ``mid = start + (end - start) // 2`` and
+  the window is ``[mid - seq_len // 2, mid - seq_len // 2 + seq_len)``,
+  whatever the strand.
 * Minus-strand intervals (BED column 6 is ``-``) are reverse-complemented.
 * A, C, G, T (any case) are one-hot; N and the other IUPAC codes
   (R Y S W K M B D H V U, gaps ``-`` and ``.``) give all-zero columns; any
@@ -25,93 +27,42 @@ Conventions
   the ``.fai``: memory is bounded by one batch, never by the genome.
 """
 import copy
-import gzip
+import importlib.util
 import inspect
 import os
+import sys
 import warnings
 
 import numpy as np
-from kipoi.data import Dataset
 from kipoi.metadata import GenomicRanges
 
+
+def _load_shared():
+    """``dataloaders/_shared.py`` loaded by path (Kipoi execs this file by path, so
+    there is no package to import from): next to this file, else one directory up."""
+    src = os.path.abspath(globals().get("__file__") or _load_shared.__code__.co_filename)
+    folders = [os.path.dirname(src), os.path.dirname(os.path.dirname(src))]
+    path = next((p for p in (os.path.join(d, "_shared.py") for d in folders) if os.path.isfile(p)), None)
+    if path is None:
+        raise ImportError("{}: the dataloaders' shared module _shared.py is neither in {} nor in {}; copy "
+                          "dataloaders/_shared.py next to this file".format(src, *folders))
+    name = "_tanger_dataloaders_shared_{:x}".format(abs(hash(path)))
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+_shared = _load_shared()
+parse_layout = _shared.parse_layout
 __all__ = ["IntervalOneHot", "parse_layout"]
 
-_BASES = "ACGT"
-_ZERO_CODES = "NRYSWKMBDHVU-."
-# Byte -> code: 0..3 = A, C, G, T; 4 = all-zero column; 5 = not a sequence byte.
-_CODE = np.full(256, 5, dtype=np.uint8)
-for _i, _b in enumerate(_BASES):
-    _CODE[ord(_b)] = _CODE[ord(_b.lower())] = _i
-for _b in _ZERO_CODES:
-    _CODE[ord(_b)] = _CODE[ord(_b.lower())] = 4
-_COMPLEMENT = np.array([3, 2, 1, 0, 4, 5], dtype=np.uint8)
+_CODE = _shared.byte_codes(_shared.DNA, blank="NRYSWKMBDHVU-.")  # 4 = all-zero column
+_BLANK, _INVALID = 4, _shared.INVALID
+_COMPLEMENT = np.array([3, 2, 1, 0, _BLANK], dtype=np.uint8)
 _STRANDS = {"+": "+", "-": "-", ".": "*", "*": "*"}
-_LAYOUT_EXAMPLES = '"4,L" (default), "L,4", "4,L,1", "1,4,L"'
-
-
-def parse_layout(layout):
-    """Parse a layout spelling such as ``"4,L"`` into a tuple of axis tokens.
-
-    Parameters
-    ----------
-    layout : str
-        Comma-separated axes of one sample (no batch axis): exactly one ``4``
-        (the A, C, G, T alphabet axis), exactly one ``L`` (sequence axis) and
-        any number of ``1`` (singleton axes), e.g. ``"4,L"``, ``"L,4"`` or
-        ``"4,L,1"``. Case and spaces are ignored; surrounding brackets are
-        allowed (``"(4, L, 1)"``).
-
-    Returns
-    -------
-    tuple of str
-        The tokens, e.g. ``("4", "L", "1")``.
-    """
-    if not isinstance(layout, str):
-        raise TypeError("layout must be a string such as {}, got {!r}".format(
-            _LAYOUT_EXAMPLES, layout))
-    text = layout.replace(" ", "").upper().strip("()[]")
-    tokens = tuple(text.split(","))
-    if (any(t not in ("4", "L", "1") for t in tokens) or tokens.count("4") != 1
-            or tokens.count("L") != 1):
-        raise ValueError("layout {!r} is not valid: expected comma-separated axes with "
-                         "one '4', one 'L' and optional '1's, e.g. {}".format(
-                             layout, _LAYOUT_EXAMPLES))
-    return tokens
-
-
-def _layout_shape(tokens, seq_len):
-    return tuple({"4": 4, "L": seq_len, "1": 1}[t] for t in tokens)
-
-
-def _as_int(value, name, minimum, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)  # `k=v` dataloader args arrive as strings
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
-            or value < minimum:
-        raise ValueError("{} must be an integer >= {}{}, got {!r}".format(
-            name, minimum, " or None" if allow_none else "", value))
-    return int(value)
-
-
-def _as_bool(value, name):
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
-        return value.strip().lower() in ("true", "1")
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    raise ValueError("{} must be true or false, got {!r}".format(name, value))
-
-
-def _as_dtype(value):
-    try:
-        dtype = np.dtype(value)
-    except TypeError:
-        dtype = None
-    if dtype is None or dtype.kind not in "biuf":
-        raise ValueError("dtype must be a numeric numpy dtype name such as 'float32', "
-                         "'float16', 'int8' or 'bool', got {!r}".format(value))
-    return dtype
 
 
 class _IndexedFasta:
@@ -211,13 +162,39 @@ class _IndexedFasta:
         return state
 
 
-def _open_text(path):
-    with open(path, "rb") as fh:
-        gz = fh.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt") if gz else open(path)
+def _bed_records(path, arg):
+    """``(line number, fields, start, end, where)`` of each data line of a BED file.
+
+    ``#``, ``track`` and ``browser`` lines and blank lines are skipped; a line
+    with fewer than 3 columns, a start or end that is not a non-negative
+    integer, or end < start is a one-line error naming the file and line.
+    """
+    with _shared.open_text(path) as fh:
+        for n, line in enumerate(fh, 1):
+            line = line.rstrip("\r\n")
+            if not line.strip() or line.startswith(("#", "track", "browser")):
+                continue
+            f = line.split("\t") if "\t" in line else line.split()
+            where = "{} {}: line {}".format(arg, path, n)
+            if len(f) < 3:
+                raise ValueError("{}: expected at least 3 tab-separated columns (chrom, start, end), "
+                                 "got {}".format(where, len(f)))
+            s, e = f[1].strip(), f[2].strip()
+            if not (s.isascii() and s.isdigit()):
+                raise ValueError("{}: start {!r} is not a non-negative integer".format(where, f[1]))
+            if not (e.isascii() and e.isdigit()):
+                raise ValueError("{}: end {!r} is not a non-negative integer".format(where, f[2]))
+            s, e = int(s), int(e)
+            if e < s:
+                raise ValueError("{}: end ({}) is smaller than start ({})".format(where, e, s))
+            yield n, f, s, e, where
 
 
-class IntervalOneHot(Dataset):
+def _lines_note(lines):
+    return ", ".join(map(str, lines[:10])) + (", ..." if len(lines) > 10 else "")
+
+
+class IntervalOneHot(_shared.BatchedDataset):
     """One-hot DNA for BED intervals, resized around their centre.
 
     Parameters
@@ -231,11 +208,13 @@ class IntervalOneHot(Dataset):
     fasta_file : str
         Uncompressed FASTA. A missing ``.fai`` index is built next to it.
     seq_len : int or None, optional
-        Window length; every interval is resized around its centre. None
-        keeps the intervals as they are, which then must all have one width.
+        Window length (kipoiseq's ``auto_resize_len``); every interval is
+        resized around its centre. None keeps the intervals as they are,
+        which then must all have one width.
     layout : str, optional
-        Axes of one sample, default ``"4,L"`` (tangermeme's ``(4, L)``);
-        also e.g. ``"L,4"`` (kipoiseq's default) or ``"4,L,1"`` (Basset-like).
+        Axes of one sample, spelled as model.yaml's ``postprocessing: tanger:
+        layout``: default ``"(A, L)"`` (tangermeme's ``(4, L)``); also e.g.
+        ``"(L, A)"`` (kipoiseq's default) or ``"(A, L, 1)"`` (Basset-like).
     dtype : str, optional
         Numeric numpy dtype of the one-hot array, default ``"float32"``.
     out_of_bounds : {"pad", "drop"}, optional
@@ -245,22 +224,21 @@ class IntervalOneHot(Dataset):
         Reverse-complement minus-strand intervals (default True).
     """
 
-    def __init__(self, intervals_file, fasta_file, seq_len=None, layout="4,L",
+    def __init__(self, intervals_file, fasta_file, seq_len=None, layout="(A, L)",
                  dtype="float32", out_of_bounds="pad", use_strand=True):
-        self.seq_len = _as_int(seq_len, "seq_len", 1, allow_none=True)
+        self.seq_len = _shared.as_int(seq_len, "seq_len", 1, allow_none=True)
         self.layout = parse_layout(layout)
-        self.dtype = _as_dtype(dtype)
+        self.dtype = _shared.as_dtype(dtype)
         if out_of_bounds not in ("pad", "drop"):
             raise ValueError("out_of_bounds must be 'pad' or 'drop', got {!r}".format(
                 out_of_bounds))
         self.out_of_bounds = out_of_bounds
-        self.use_strand = _as_bool(use_strand, "use_strand")
+        self.use_strand = _shared.as_bool(use_strand, "use_strand")
         self.fasta = _IndexedFasta(fasta_file)
         self.intervals_file = os.path.abspath(os.fspath(intervals_file))
         self._read_bed()
         # Whether the alphabet axis comes before the sequence axis.
-        core = [t for t in self.layout if t != "1"]
-        self._alpha_first = core[0] == "4"
+        self._alpha_first = [a for a in self.layout if a != "1"][0] == "A"
 
     # ------------------------------------------------------------------
     # BED parsing (eager: every bad line is reported at construction time)
@@ -273,59 +251,39 @@ class IntervalOneHot(Dataset):
         chroms, starts, ends, strands, names, lines = [], [], [], [], [], []
         width0 = line0 = None
         dropped = []
-        record = -1
-        with _open_text(path) as fh:
-            for n, line in enumerate(fh, 1):
-                line = line.rstrip("\r\n")
-                if not line.strip() or line.startswith(("#", "track", "browser")):
+        for record, (n, f, s, e, where) in enumerate(_bed_records(path, "intervals_file")):
+            c = chrom_id.get(f[0])
+            if c is None:
+                some = ", ".join(fasta.names[:3]) + (", ..." if len(fasta.names) > 3 else "")
+                raise ValueError("{}: chromosome {!r} is not in fasta_file {} (which has {})"
+                                 .format(where, f[0], fasta.path, some))
+            strand = f[5].strip() if len(f) > 5 else "."
+            if strand not in _STRANDS:
+                raise ValueError("{}: strand {!r} must be '+', '-' or '.'".format(where, f[5]))
+            if self.seq_len is None:
+                if width0 is None:
+                    width0, line0 = e - s, n
+                elif e - s != width0:
+                    raise ValueError("{}: interval width {} differs from the first interval's "
+                                     "width {} (line {}); pass seq_len to resize all intervals"
+                                     .format(where, e - s, width0, line0))
+            else:
+                s = s + (e - s) // 2 - self.seq_len // 2
+                e = s + self.seq_len
+            if s < 0 or e > lengths[c]:
+                if self.out_of_bounds == "drop":
+                    dropped.append(n)
                     continue
-                record += 1
-                f = line.split("\t") if "\t" in line else line.split()
-                where = "intervals_file {}: line {}".format(path, n)
-                if len(f) < 3:
-                    raise ValueError("{}: expected at least 3 tab-separated columns (chrom, "
-                                     "start, end), got {}".format(where, len(f)))
-                c = chrom_id.get(f[0])
-                if c is None:
-                    some = ", ".join(fasta.names[:3]) + (", ..." if len(fasta.names) > 3 else "")
-                    raise ValueError("{}: chromosome {!r} is not in fasta_file {} (which has {})"
-                                     .format(where, f[0], fasta.path, some))
-                s, e = f[1].strip(), f[2].strip()
-                if not (s.isascii() and s.isdigit()):
-                    raise ValueError("{}: start {!r} is not a non-negative integer".format(where, f[1]))
-                if not (e.isascii() and e.isdigit()):
-                    raise ValueError("{}: end {!r} is not a non-negative integer".format(where, f[2]))
-                s, e = int(s), int(e)
-                if e < s:
-                    raise ValueError("{}: end ({}) is smaller than start ({})".format(where, e, s))
-                strand = f[5].strip() if len(f) > 5 else "."
-                if strand not in _STRANDS:
-                    raise ValueError("{}: strand {!r} must be '+', '-' or '.'".format(where, f[5]))
-                if self.seq_len is None:
-                    if width0 is None:
-                        width0, line0 = e - s, n
-                    elif e - s != width0:
-                        raise ValueError("{}: interval width {} differs from the first interval's "
-                                         "width {} (line {}); pass seq_len to resize all intervals"
-                                         .format(where, e - s, width0, line0))
-                else:
-                    s = s + (e - s) // 2 - self.seq_len // 2
-                    e = s + self.seq_len
-                if s < 0 or e > lengths[c]:
-                    if self.out_of_bounds == "drop":
-                        dropped.append(n)
-                        continue
-                name = f[3].strip() if len(f) > 3 else "."
-                chroms.append(c)
-                starts.append(s)
-                ends.append(e)
-                strands.append(_STRANDS[strand])
-                names.append(name if name not in ("", ".") else str(record))
-                lines.append(n)
+            name = f[3].strip() if len(f) > 3 else "."
+            chroms.append(c)
+            starts.append(s)
+            ends.append(e)
+            strands.append(_STRANDS[strand])
+            names.append(name if name not in ("", ".") else str(record))
+            lines.append(n)
         if dropped:
-            shown = ", ".join(map(str, dropped[:10])) + (", ..." if len(dropped) > 10 else "")
             warnings.warn("intervals_file {}: dropped {} interval(s) running off a chromosome "
-                          "end (lines {})".format(path, len(dropped), shown), stacklevel=3)
+                          "end (lines {})".format(path, len(dropped), _lines_note(dropped)), stacklevel=3)
         if not chroms:
             raise ValueError("intervals_file {}: no intervals{}".format(
                 path, " left after dropping those off a chromosome end" if dropped else ""))
@@ -373,7 +331,7 @@ class IntervalOneHot(Dataset):
             buf[o:o + len(raw)] = raw
         buf = np.frombuffer(buf, dtype=np.uint8).reshape(len(idx), L)
         codes = np.take(_CODE, buf)  # np.take: ~2x faster than fancy indexing here
-        if codes.max(initial=0) == 5:
+        if codes.max(initial=0) == _INVALID:
             self._bad_byte(idx, buf, codes)
         minus = self._minus[idx]
         if minus.any():
@@ -386,7 +344,7 @@ class IntervalOneHot(Dataset):
                                                             self.fasta.names[c], pos))
 
     def _bad_byte(self, idx, buf, codes):
-        r, j = np.argwhere(codes == 5)[0]
+        r, j = np.argwhere(codes == _INVALID)[0]
         i = idx[r]
         c, pos = int(self._chrom[i]), int(self._start[i]) + int(j)
         byte = int(buf[r, j])
@@ -405,10 +363,10 @@ class IntervalOneHot(Dataset):
             for k in range(4):
                 np.equal(codes, k, out=out[:, k, :], casting="unsafe")
         else:
-            table = np.zeros((6, 4), dtype=self.dtype)
+            table = np.zeros((_BLANK + 1, 4), dtype=self.dtype)
             table[:4] = np.eye(4, dtype=self.dtype)
             out = np.take(table, codes, axis=0)  # much faster than table[codes]
-        return out.reshape((B,) + _layout_shape(self.layout, L))
+        return out.reshape((B,) + _shared.layout_shape(self.layout, L))
 
     def load_batch(self, idx):
         """Load the samples ``idx`` as one collated batch.
@@ -438,10 +396,7 @@ class IntervalOneHot(Dataset):
         }
 
     def __getitem__(self, index):
-        i = int(index)
-        if not -len(self) <= i < len(self):
-            raise IndexError("index {} out of range for {} intervals".format(index, len(self)))
-        i %= len(self)
+        i = self._index(index)
         x = self._onehot(self._codes(np.array([i])))[0]
         return {
             "inputs": x,
@@ -449,22 +404,6 @@ class IntervalOneHot(Dataset):
                 chr=self.fasta.names[self._chrom[i]], start=int(self._start[i]),
                 end=int(self._end[i]), id=str(self._id[i]), strand=str(self._strand[i]))},
         }
-
-    # ------------------------------------------------------------------
-    # Batched iteration: one vectorised one-hot per batch instead of kipoi's
-    # per-sample __getitem__ + numpy_collate (same output, several times faster).
-    def _batch_iterable(self, batch_size=32, shuffle=False, num_workers=0, drop_last=False,
-                        **kwargs):
-        if kwargs:  # torch DataLoader options we do not mirror: use kipoi's generic path
-            return super()._batch_iterable(batch_size=batch_size, shuffle=shuffle,
-                                           num_workers=num_workers, drop_last=drop_last,
-                                           **kwargs)
-        return _Batches(self, batch_size, shuffle, num_workers, drop_last)
-
-    def batch_iter(self, batch_size=32, shuffle=False, num_workers=0, drop_last=False, **kwargs):
-        """Iterate over collated batches (see ``kipoi.data.Dataset.batch_iter``)."""
-        return iter(self._batch_iterable(batch_size=batch_size, shuffle=shuffle,
-                                         num_workers=num_workers, drop_last=drop_last, **kwargs))
 
     @classmethod
     def get_output_schema(cls):
@@ -476,79 +415,12 @@ class IntervalOneHot(Dataset):
             return schema
         params = inspect.signature(cls.__init__).parameters
         try:
-            seq_len = _as_int(params["seq_len"].default, "seq_len", 1, allow_none=True)
-            shape = _layout_shape(parse_layout(params["layout"].default), seq_len)
+            seq_len = _shared.as_int(params["seq_len"].default, "seq_len", 1, allow_none=True)
+            shape = _shared.layout_shape(parse_layout(params["layout"].default), seq_len)
         except (ValueError, TypeError):
             return schema
         schema.inputs.shape = shape
         return schema
 
 
-class _Batches:
-    """Re-iterable batches of a dataset exposing ``load_batch(idx)``."""
-
-    def __init__(self, ds, batch_size, shuffle, num_workers, drop_last):
-        self.ds = ds
-        self.batch_size = _as_int(batch_size, "batch_size", 1)
-        self.shuffle = shuffle
-        self.num_workers = _as_int(num_workers, "num_workers", 0)
-        self.drop_last = drop_last
-
-    def _chunks(self):
-        n = len(self.ds)
-        order = np.random.permutation(n) if self.shuffle else np.arange(n)
-        stop = n - n % self.batch_size if self.drop_last else n
-        return [order[i:i + self.batch_size] for i in range(0, stop, self.batch_size)]
-
-    def __len__(self):
-        return len(self._chunks())
-
-    def __iter__(self):
-        chunks = self._chunks()
-        if self.num_workers == 0:
-            return (self.ds.load_batch(c) for c in chunks)
-        from kipoi_utils.external.torch.data import DataLoader
-        return iter(DataLoader(_BatchView(self.ds, chunks), batch_size=1, shuffle=False,
-                               num_workers=self.num_workers, collate_fn=_unwrap))
-
-
-class _BatchView:
-    def __init__(self, ds, chunks):
-        self.ds, self.chunks = ds, chunks
-
-    def __len__(self):
-        return len(self.chunks)
-
-    def __getitem__(self, j):
-        return self.ds.load_batch(self.chunks[j])
-
-
-def _unwrap(items):
-    return items[0]
-
-
-def _attach_description(cls):
-    """Attach the sibling dataloader.yaml to ``cls`` at import time.
-
-    Kipoi does this itself when it loads the component by path; doing it here
-    too makes a plain import work as a Kipoi dataloader (``init_example``,
-    ``get_output_schema``, ``kipoi predict --dataloader
-    dataloaders.<component>.dataloader.<Class>`` with the repo root on
-    PYTHONPATH).
-    """
-    here = globals().get("__file__")  # unset when kipoi execs the file (`file.py::Class`)
-    if cls.args is not None or here is None:
-        return cls
-    folder = os.path.dirname(os.path.abspath(here))
-    path = os.path.join(folder, "dataloader.yaml")
-    if not os.path.exists(path):
-        return cls
-    from kipoi.specs import DataLoaderDescription
-    from kipoi_utils import cd
-    with cd(folder):
-        cls._add_description_factory(DataLoaderDescription.load(path))
-    cls.source_dir = folder
-    return cls
-
-
-_attach_description(IntervalOneHot)
+_shared.attach_description(IntervalOneHot, globals().get("__file__"))

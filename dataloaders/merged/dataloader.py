@@ -50,27 +50,45 @@ Decisions
   size, so a region's values do not depend on how the caller batches or
   shards; per-sample access (``__getitem__``) keeps the last block cached.
   Shuffled iteration computes each (random) batch directly.
+* Batching comes from ``../_shared.py``, loaded by path.
 """
 import contextlib
-import json
+import importlib.util
 import os
 import sys
 
 import numpy as np
 from kipoi.data import Dataset
 
+
+def _load_shared():
+    """``dataloaders/_shared.py`` loaded by path (Kipoi execs this file by path, so
+    there is no package to import from): next to this file, else one directory up."""
+    src = os.path.abspath(globals().get("__file__") or _load_shared.__code__.co_filename)
+    folders = [os.path.dirname(src), os.path.dirname(os.path.dirname(src))]
+    path = next((p for p in (os.path.join(d, "_shared.py") for d in folders) if os.path.isfile(p)), None)
+    if path is None:
+        raise ImportError("{}: the dataloaders' shared module _shared.py is neither in {} nor in {}; copy "
+                          "dataloaders/_shared.py next to this file".format(src, *folders))
+    name = "_tanger_dataloaders_shared_{:x}".format(abs(hash(path)))
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+_shared = _load_shared()
+_one_line = _shared.one_line
+
 __all__ = ["MergedDataloader", "load_plan"]
 
-_ID_KEYS = (("ranges", "id"), ("id",))
 _FIELDS = ("inputs", "targets", "metadata")
 
 
 class PlanError(ValueError):
     """The plan or the merged dataloader's arguments are malformed (one line)."""
-
-
-def _one_line(e):
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 def load_plan(plan):
@@ -122,7 +140,7 @@ def _no_grad():
 
 def _ids(batch):
     meta = batch.get("metadata")
-    for path in _ID_KEYS:
+    for path in _shared.ID_PATHS:
         node = meta
         for k in path:
             node = node.get(k) if isinstance(node, dict) else None
@@ -131,44 +149,12 @@ def _ids(batch):
     return None
 
 
-def _n_rows(tree):
-    while isinstance(tree, (dict, list, tuple)):
-        tree = next(iter(tree.values())) if isinstance(tree, dict) else tree[0]
-    return len(tree)
-
-
-def _map(fn, tree):
-    if isinstance(tree, dict):
-        return {k: _map(fn, v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return [_map(fn, v) for v in tree]
-    return fn(tree)
-
-
-def _concat(trees):
-    first = trees[0]
-    if isinstance(first, dict):
-        return {k: _concat([t[k] for t in trees]) for k in first}
-    if isinstance(first, (list, tuple)):
-        return [_concat([t[i] for t in trees]) for i in range(len(first))]
-    return np.concatenate([np.asarray(t) for t in trees])
-
-
-def _row(tree, j):
-    if isinstance(tree, dict):
-        return {k: _row(v, j) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return [_row(v, j) for v in tree]
-    v = tree[j]
-    return str(v) if isinstance(v, np.str_) else v
-
-
 class _Node:
     def __init__(self, name, kind, origin):
         self.name, self.kind, self.origin = name, kind, origin
 
 
-class MergedDataloader(Dataset):
+class MergedDataloader(_shared.BatchedDataset):
     """Sub-dataloaders and sub-models merged into the inputs of a final model.
 
     Parameters
@@ -497,7 +483,7 @@ class MergedDataloader(Dataset):
                 with _no_grad():
                     values[name] = kmodel.predict_on_batch(x)
             except Exception as e:
-                shapes = _map(lambda a: tuple(np.shape(a)), x)
+                shapes = _shared.tree_map(lambda a: tuple(np.shape(a)), x)
                 raise ValueError("merged dataloader: model {!r} ({}) failed on its input {}: {}: {}".format(
                     name, origin, shapes, type(e).__name__, _one_line(e))) from None
         if isinstance(self._inputs, dict):
@@ -527,8 +513,8 @@ class MergedDataloader(Dataset):
         bs, parts = self.block_size, []
         for k in range(start // bs, (stop - 1) // bs + 1):
             a = k * bs
-            parts.append(_map(lambda v: v[max(start - a, 0):stop - a], self._block(k)))
-        return parts[0] if len(parts) == 1 else _concat(parts)
+            parts.append(_shared.tree_map(lambda v: v[max(start - a, 0):stop - a], self._block(k)))
+        return parts[0] if len(parts) == 1 else _shared.tree_concat(parts)
 
     # ------------------------------------------------------------------
     # kipoi Dataset API
@@ -537,11 +523,8 @@ class MergedDataloader(Dataset):
         return self._n
 
     def __getitem__(self, index):
-        i = int(index)
-        if not -self._n <= i < self._n:
-            raise IndexError("index {} out of range for {} rows".format(index, self._n))
-        i %= self._n
-        return _row(self._block(i // self.block_size), i % self.block_size)
+        i = self._index(index)
+        return _shared.tree_row(self._block(i // self.block_size), i % self.block_size)
 
     def load_batch(self, idx):
         """Rows ``idx`` as one batch (contiguous runs come from the fixed blocks)."""
@@ -550,71 +533,9 @@ class MergedDataloader(Dataset):
             return self.rows(idx[0], idx[-1] + 1)
         return self.compute(idx)
 
-    def _batch_iterable(self, batch_size=32, shuffle=False, num_workers=0, drop_last=False, **kwargs):
-        if kwargs:  # torch DataLoader options we do not mirror: kipoi's generic per-sample path
-            return super()._batch_iterable(batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                                           drop_last=drop_last, **kwargs)
-        return _Batches(self, int(batch_size), shuffle, int(num_workers), drop_last)
-
-    def batch_iter(self, batch_size=32, shuffle=False, num_workers=0, drop_last=False, **kwargs):
-        """Iterate over collated batches (see ``kipoi.data.Dataset.batch_iter``)."""
-        return iter(self._batch_iterable(batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                                         drop_last=drop_last, **kwargs))
+    def ordered_batches(self, batch_size, stop):
+        """In-order batches, cut from the fixed blocks."""
+        return (self.rows(a, min(a + batch_size, stop)) for a in range(0, stop, batch_size))
 
 
-class _Batches:
-    def __init__(self, ds, batch_size, shuffle, num_workers, drop_last):
-        if batch_size < 1 or num_workers < 0:
-            raise ValueError("batch_size must be >= 1 and num_workers >= 0, got {} and {}".format(
-                batch_size, num_workers))
-        self.ds, self.batch_size, self.shuffle = ds, batch_size, shuffle
-        self.num_workers, self.drop_last = num_workers, drop_last
-
-    def __iter__(self):
-        n, bs = len(self.ds), self.batch_size
-        stop = n - n % bs if self.drop_last else n
-        if not self.shuffle and not self.num_workers:
-            return (self.ds.rows(a, min(a + bs, stop)) for a in range(0, stop, bs))
-        order = np.random.permutation(n) if self.shuffle else np.arange(n)
-        chunks = [order[a:a + bs] for a in range(0, stop, bs)]
-        if not self.num_workers:
-            return (self.ds.load_batch(c) for c in chunks)
-        from kipoi_utils.external.torch.data import DataLoader
-        return iter(DataLoader(_BatchView(self.ds, chunks), batch_size=1, shuffle=False,
-                               num_workers=self.num_workers, collate_fn=_unwrap))
-
-
-class _BatchView:
-    def __init__(self, ds, chunks):
-        self.ds, self.chunks = ds, chunks
-
-    def __len__(self):
-        return len(self.chunks)
-
-    def __getitem__(self, j):
-        return self.ds.load_batch(self.chunks[j])
-
-
-def _unwrap(items):
-    return items[0]
-
-
-def _attach_description(cls):
-    """Attach the sibling dataloader.yaml to ``cls`` at import time (see
-    dataloaders/README.md: a plain import then works as a Kipoi dataloader)."""
-    here = globals().get("__file__")  # unset when kipoi execs the file (`file.py::Class`)
-    if cls.args is not None or here is None:
-        return cls
-    folder = os.path.dirname(os.path.abspath(here))
-    path = os.path.join(folder, "dataloader.yaml")
-    if not os.path.exists(path):
-        return cls
-    from kipoi.specs import DataLoaderDescription
-    from kipoi_utils import cd
-    with cd(folder):
-        cls._add_description_factory(DataLoaderDescription.load(path))
-    cls.source_dir = folder
-    return cls
-
-
-_attach_description(MergedDataloader)
+_shared.attach_description(MergedDataloader, globals().get("__file__"))

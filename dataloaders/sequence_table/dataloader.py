@@ -1,6 +1,6 @@
 """Sequence-table dataloader: TSV or FASTA records -> integer DNA tokens.
 
-A self-contained Kipoi dataloader component (numpy + kipoi only) for token
+A Kipoi dataloader component (numpy + kipoi only) for token
 models such as the GC-state GRU of seed 002: DNA ``A, C, G, T`` (any case)
 -> ``0, 1, 2, 3`` as int64 ``(L,)``, optional per-base hidden-state labels
 ``H, L`` (any case) -> ``0, 1`` as int64 targets ``(L,)``, metadata ``id``.
@@ -17,46 +17,43 @@ Decisions
   ``>`` means FASTA (no labels), anything else a TSV with a header row that
   has a ``dna`` column and optionally ``hidden_state`` and ``id`` (other
   columns, e.g. a pandas index column, are ignored). Either may be gzipped.
+* Batching and argument checks come from ``../_shared.py``, loaded by path.
 """
 import csv
-import gzip
+import importlib.util
 import os
+import sys
 
 import numpy as np
-from kipoi.data import Dataset
 
+
+def _load_shared():
+    """``dataloaders/_shared.py`` loaded by path (Kipoi execs this file by path, so
+    there is no package to import from): next to this file, else one directory up."""
+    src = os.path.abspath(globals().get("__file__") or _load_shared.__code__.co_filename)
+    folders = [os.path.dirname(src), os.path.dirname(os.path.dirname(src))]
+    path = next((p for p in (os.path.join(d, "_shared.py") for d in folders) if os.path.isfile(p)), None)
+    if path is None:
+        raise ImportError("{}: the dataloaders' shared module _shared.py is neither in {} nor in {}; copy "
+                          "dataloaders/_shared.py next to this file".format(src, *folders))
+    name = "_tanger_dataloaders_shared_{:x}".format(abs(hash(path)))
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+_shared = _load_shared()
 __all__ = ["SequenceTable"]
 
-DNA = "ACGT"
 STATES = "HL"
+_DNA_CODE = _shared.byte_codes(_shared.DNA)
+_STATE_CODE = _shared.byte_codes(STATES)
 
 
-def _table(alphabet):
-    t = np.full(256, 255, dtype=np.uint8)
-    for i, ch in enumerate(alphabet):
-        t[ord(ch)] = t[ord(ch.lower())] = i
-    return t
-
-
-_DNA_CODE = _table(DNA)
-_STATE_CODE = _table(STATES)
-
-
-def _as_bool(value, name):
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
-        return value.strip().lower() in ("true", "1")
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    raise ValueError("{} must be true or false, got {!r}".format(name, value))
-
-
-def _open_text(path):
-    with open(path, "rb") as fh:
-        gz = fh.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt", newline="") if gz else open(path, newline="")
-
-
-class SequenceTable(Dataset):
+class SequenceTable(_shared.BatchedDataset):
     """Integer-encoded DNA (and optional per-base state labels) from a table.
 
     Parameters
@@ -71,7 +68,7 @@ class SequenceTable(Dataset):
 
     def __init__(self, sequences_file, ignore_targets=False):
         self.sequences_file = os.path.abspath(os.fspath(sequences_file))
-        self.ignore_targets = _as_bool(ignore_targets, "ignore_targets")
+        self.ignore_targets = _shared.as_bool(ignore_targets, "ignore_targets")
         if not os.path.isfile(self.sequences_file):
             raise ValueError("sequences_file {}: file not found".format(self.sequences_file))
         records = self._read()  # [(id, line, dna, labels or None)]
@@ -89,7 +86,7 @@ class SequenceTable(Dataset):
                 raise ValueError("{}: length {} differs from the first record {!r} (line {}, length "
                                  "{}); all records must have one length".format(
                                      where, len(dna), first_id, first_line, L))
-            self.tokens[k] = self._encode(dna, _DNA_CODE, where, "DNA", "A, C, G, T")
+            self.tokens[k] = self._encode(dna, _DNA_CODE, where, "DNA", ", ".join(_shared.DNA))
             if has_labels:
                 if len(labels) != L:
                     raise ValueError("{}: hidden_state has length {} but dna has {}".format(
@@ -106,7 +103,7 @@ class SequenceTable(Dataset):
             raw = None
         if raw is not None:
             codes = np.take(table, np.frombuffer(raw, dtype=np.uint8))
-            bad = np.flatnonzero(codes == 255)
+            bad = np.flatnonzero(codes == _shared.INVALID)
             if not len(bad):
                 return codes
             pos = int(bad[0])
@@ -117,7 +114,7 @@ class SequenceTable(Dataset):
 
     # ------------------------------------------------------------------
     def _read(self):
-        with _open_text(self.sequences_file) as fh:
+        with _shared.open_text(self.sequences_file) as fh:
             first = ""
             for first in fh:
                 if first.strip():
@@ -131,7 +128,7 @@ class SequenceTable(Dataset):
     def _read_fasta(self):
         path = self.sequences_file
         records, name, line0, parts = [], None, None, []
-        with _open_text(path) as fh:
+        with _shared.open_text(path) as fh:
             for n, line in enumerate(fh, 1):
                 line = line.strip()
                 if not line:
@@ -160,7 +157,7 @@ class SequenceTable(Dataset):
     def _read_tsv(self):
         path = self.sequences_file
         records = []
-        with _open_text(path) as fh:
+        with _shared.open_text(path) as fh:
             rows = csv.reader(fh, delimiter="\t")
             header, hline = None, 0
             for header in rows:
@@ -203,66 +200,5 @@ class SequenceTable(Dataset):
             out["targets"] = self.labels[idx].astype(np.int64)
         return out
 
-    def __getitem__(self, index):
-        i = int(index)
-        if not -len(self) <= i < len(self):
-            raise IndexError("index {} out of range for {} records".format(index, len(self)))
-        out = {"inputs": self.tokens[i].astype(np.int64), "metadata": {"id": str(self.ids[i])}}
-        if self.has_targets:
-            out["targets"] = self.labels[i].astype(np.int64)
-        return out
 
-    def _batch_iterable(self, batch_size=32, shuffle=False, num_workers=0, drop_last=False,
-                        **kwargs):
-        # Everything is in memory already: slice batches instead of collating samples.
-        if kwargs or num_workers:
-            return super()._batch_iterable(batch_size=batch_size, shuffle=shuffle,
-                                           num_workers=num_workers, drop_last=drop_last,
-                                           **kwargs)
-        return _Batches(self, int(batch_size), shuffle, drop_last)
-
-    def batch_iter(self, batch_size=32, shuffle=False, num_workers=0, drop_last=False, **kwargs):
-        """Iterate over collated batches (see ``kipoi.data.Dataset.batch_iter``)."""
-        return iter(self._batch_iterable(batch_size=batch_size, shuffle=shuffle,
-                                         num_workers=num_workers, drop_last=drop_last, **kwargs))
-
-
-class _Batches:
-    def __init__(self, ds, batch_size, shuffle, drop_last):
-        if batch_size < 1:
-            raise ValueError("batch_size must be >= 1, got {}".format(batch_size))
-        self.ds, self.batch_size, self.shuffle, self.drop_last = ds, batch_size, shuffle, drop_last
-
-    def __iter__(self):
-        n = len(self.ds)
-        order = np.random.permutation(n) if self.shuffle else np.arange(n)
-        stop = n - n % self.batch_size if self.drop_last else n
-        for i in range(0, stop, self.batch_size):
-            yield self.ds.load_batch(order[i:i + self.batch_size])
-
-
-def _attach_description(cls):
-    """Attach the sibling dataloader.yaml to ``cls`` at import time.
-
-    Kipoi does this itself when it loads the component by path; doing it here
-    too makes a plain import work as a Kipoi dataloader (``init_example``,
-    ``get_output_schema``, ``kipoi predict --dataloader
-    dataloaders.<component>.dataloader.<Class>`` with the repo root on
-    PYTHONPATH).
-    """
-    here = globals().get("__file__")  # unset when kipoi execs the file (`file.py::Class`)
-    if cls.args is not None or here is None:
-        return cls
-    folder = os.path.dirname(os.path.abspath(here))
-    path = os.path.join(folder, "dataloader.yaml")
-    if not os.path.exists(path):
-        return cls
-    from kipoi.specs import DataLoaderDescription
-    from kipoi_utils import cd
-    with cd(folder):
-        cls._add_description_factory(DataLoaderDescription.load(path))
-    cls.source_dir = folder
-    return cls
-
-
-_attach_description(SequenceTable)
+_shared.attach_description(SequenceTable, globals().get("__file__"))

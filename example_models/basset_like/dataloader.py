@@ -28,4 +28,4 @@ def _load_shared():
 
 class BassetLikeDl(_load_shared().IntervalOneHot):
     """``IntervalOneHot`` (see dataloaders/interval_onehot) with defaults
-    ``seq_len=200, layout="4,L,1"`` set by this dir's dataloader.yaml."""
+    ``seq_len=200, layout="(A, L, 1)"`` set by this dir's dataloader.yaml."""

@@ -62,7 +62,7 @@ class FlattenDenseDl(Dataset):
         self.alpha = _scalar(alpha, "alpha")
         self.beta = _scalar(beta, "beta")
         self.seqs = _IntervalOneHot(intervals_file, fasta_file, seq_len=self.SEQ_LEN,
-                                    layout="4,L", dtype="float32")
+                                    layout="(A, L)", dtype="float32")
 
     def __len__(self):
         return len(self.seqs)
