@@ -372,7 +372,7 @@ def test_missing_and_unusable_files(tmp_path, genome, which):
     (dict(layout="(4, L, 1)"), ["old spelling", 'write "(A, L, 1)"']),
     (dict(dtype="str"), ["dtype", "'str'"]), (dict(dtype="complex64"), ["dtype"]),
     (dict(seq_len=0), ["seq_len", "0"]), (dict(seq_len="abc"), ["seq_len"]),
-    (dict(seq_len=2.5), ["seq_len"]), (dict(out_of_bounds="clip"), ["out_of_bounds", "'clip'"]),
+    (dict(seq_len=2.5), ["seq_len"]), (dict(out_of_bounds="clip"), ["out_of_bounds", "'clip'", "'error'"]),
     (dict(use_strand="maybe"), ["use_strand"]),
 ])
 def test_bad_arguments(tmp_path, genome, kwargs, parts):
@@ -467,7 +467,7 @@ def test_importable_class_carries_its_description(monkeypatch):
     monkeypatch.setattr(sys, "path", list(sys.path))
     Dl = kipoi.get_dataloader_factory("dataloaders.interval_onehot.dataloader.IntervalOneHot", "py")
     assert set(Dl.args) == {"intervals_file", "fasta_file", "seq_len", "layout", "dtype",
-                            "out_of_bounds", "use_strand"}
+                            "out_of_bounds", "use_strand", "exclude"}
     assert Dl.get_output_schema().metadata["ranges"].type.value == "GenomicRanges"
     ex = os.path.join(DL_DIR, "example_files")
     kw = validate_kwargs(Dl, {"intervals_file": os.path.join(ex, "intervals.bed"),
@@ -563,6 +563,7 @@ def test_model_specific_dataloader_yaml_reuses_the_component(tmp_path):
           dtype: {{doc: dtype, optional: true}}
           out_of_bounds: {{doc: pad or drop, optional: true}}
           use_strand: {{doc: strand, optional: true}}
+          exclude: {{doc: exclusion list, optional: true}}
         info: {{authors: [{{name: test}}], doc: reuse}}
         output_schema:
           inputs: {{name: seq, shape: "(4, None)", doc: one-hot, special_type: DNASeq}}

@@ -1,6 +1,7 @@
 """Interval one-hot dataloader: BED intervals + indexed FASTA -> one-hot DNA.
 
-A Kipoi dataloader component (needs numpy, pyfaidx and kipoi), usable as a zoo model's
+A Kipoi dataloader component (needs numpy, pyfaidx and kipoi; pybedtools and
+the bedtools program only for ``exclude``), usable as a zoo model's
 ``default_dataloader`` by relative path, with ``kipoi predict --dataloader``,
 through ``kipoi.get_dataloader_factory`` and by direct import. Batching,
 argument checks and layouts come from ``../_shared.py``, loaded by path.
@@ -16,8 +17,12 @@ Conventions
 * A, C, G, T (any case) are one-hot; N and the other IUPAC codes
   (R Y S W K M B D H V U, gaps ``-`` and ``.``) give all-zero columns; any
   other byte is an error that names the FASTA, chromosome and position.
-* Bases beyond a chromosome end are padded with N (``out_of_bounds="pad"``)
-  or the interval is dropped with one warning (``out_of_bounds="drop"``).
+* Windows running off a chromosome end are padded with N
+  (``out_of_bounds="pad"``), dropped with one warning (``"drop"``) or an
+  error naming the BED line (``"error"``).
+* ``exclude`` (e.g. an ENCODE exclusion list): windows sharing at least one
+  base with one of its regions are skipped and counted (one warning), as
+  ``bedtools intersect -v`` keeps them; pybedtools runs bedtools for this.
 * A missing ``.fai`` is built next to the FASTA with pyfaidx (as pyfaidx and
   kipoiseq do); if that is impossible (read-only directory) the error says
   so. An existing ``.fai`` is used as is, whatever its mtime (git checkouts
@@ -30,7 +35,9 @@ import copy
 import importlib.util
 import inspect
 import os
+import shutil
 import sys
+import tempfile
 import warnings
 
 import numpy as np
@@ -63,6 +70,9 @@ _CODE = _shared.byte_codes(_shared.DNA, blank="NRYSWKMBDHVU-.")  # 4 = all-zero 
 _BLANK, _INVALID = 4, _shared.INVALID
 _COMPLEMENT = np.array([3, 2, 1, 0, _BLANK], dtype=np.uint8)
 _STRANDS = {"+": "+", "-": "-", ".": "*", "*": "*"}
+_OUT_OF_BOUNDS = ("pad", "drop", "error")
+_BEDTOOLS_HINT = ("install it (Debian/Ubuntu: apt-get install bedtools; conda: conda install -c bioconda "
+                  "bedtools)")
 
 
 class _IndexedFasta:
@@ -194,6 +204,31 @@ def _lines_note(lines):
     return ", ".join(map(str, lines[:10])) + (", ..." if len(lines) > 10 else "")
 
 
+def _bedtools_intersect(windows, regions, exclude):
+    """Rows of ``windows`` ``[(chrom, start, end, row)]`` that share at least one
+    base with a region of ``regions`` ``[(chrom, start, end)]``: ``bedtools
+    intersect -u``, run by pybedtools on files written here (both validated,
+    BED3/BED4, so bedtools' own parser never meets a malformed line)."""
+    import pybedtools
+    if shutil.which("bedtools", path=pybedtools.helpers.get_bedtools_path() or None) is None:
+        # checked first: pybedtools would print a help text to stdout and raise a bare OSError
+        raise ValueError("exclude {}: needs the bedtools program (pybedtools runs it), which is not on "
+                         "PATH; {}".format(exclude, _BEDTOOLS_HINT))
+    with tempfile.TemporaryDirectory(prefix="interval_onehot_exclude_") as tmp:
+        a, b, out = (os.path.join(tmp, x) for x in ("windows.bed", "exclude.bed", "hits.bed"))
+        with open(a, "w") as fh:
+            fh.writelines("{}\t{}\t{}\t{}\n".format(*w) for w in windows)
+        with open(b, "w") as fh:
+            fh.writelines("{}\t{}\t{}\n".format(*r) for r in regions)
+        try:
+            pybedtools.BedTool(a).intersect(b=b, u=True, output=out)
+        except (OSError, pybedtools.helpers.BEDToolsError) as e:
+            raise ValueError("exclude {}: bedtools intersect failed: {}".format(
+                exclude, _shared.one_line(e))) from None
+        with open(out) as fh:
+            return np.array([int(line.split("\t")[3]) for line in fh], dtype=np.int64)
+
+
 class IntervalOneHot(_shared.BatchedDataset):
     """One-hot DNA for BED intervals, resized around their centre.
 
@@ -217,25 +252,34 @@ class IntervalOneHot(_shared.BatchedDataset):
         ``"(L, A)"`` (kipoiseq's default) or ``"(A, L, 1)"`` (Basset-like).
     dtype : str, optional
         Numeric numpy dtype of the one-hot array, default ``"float32"``.
-    out_of_bounds : {"pad", "drop"}, optional
+    out_of_bounds : {"pad", "drop", "error"}, optional
         Windows running off a chromosome end are padded with N (all-zero
-        columns), or dropped with a single warning listing their lines.
+        columns), dropped with a single warning listing their lines, or an
+        error naming the first such line.
     use_strand : bool, optional
         Reverse-complement minus-strand intervals (default True).
+    exclude : str, optional
+        BED3+ file (optionally gzipped) of regions to exclude, e.g. an ENCODE
+        exclusion list. Windows sharing at least one base with a region are
+        skipped with one warning that counts them and lists their lines
+        (``excluded_lines``); regions on chromosomes the FASTA lacks are
+        ignored, and zero-length regions cover no base. Needs the bedtools
+        program, which pybedtools runs.
     """
 
     def __init__(self, intervals_file, fasta_file, seq_len=None, layout="(A, L)",
-                 dtype="float32", out_of_bounds="pad", use_strand=True):
+                 dtype="float32", out_of_bounds="pad", use_strand=True, exclude=None):
         self.seq_len = _shared.as_int(seq_len, "seq_len", 1, allow_none=True)
         self.layout = parse_layout(layout)
         self.dtype = _shared.as_dtype(dtype)
-        if out_of_bounds not in ("pad", "drop"):
-            raise ValueError("out_of_bounds must be 'pad' or 'drop', got {!r}".format(
+        if out_of_bounds not in _OUT_OF_BOUNDS:
+            raise ValueError("out_of_bounds must be 'pad', 'drop' or 'error', got {!r}".format(
                 out_of_bounds))
         self.out_of_bounds = out_of_bounds
         self.use_strand = _shared.as_bool(use_strand, "use_strand")
         self.fasta = _IndexedFasta(fasta_file)
         self.intervals_file = os.path.abspath(os.fspath(intervals_file))
+        self.exclude = None if exclude in (None, "") else os.path.abspath(os.fspath(exclude))
         self._read_bed()
         # Whether the alphabet axis comes before the sequence axis.
         self._alpha_first = [a for a in self.layout if a != "1"][0] == "A"
@@ -246,6 +290,7 @@ class IntervalOneHot(_shared.BatchedDataset):
         path = self.intervals_file
         if not os.path.isfile(path):
             raise ValueError("intervals_file {}: file not found".format(path))
+        regions = self._read_exclude() if self.exclude else None
         fasta = self.fasta
         chrom_id, lengths = fasta.chrom_id, fasta.lengths
         chroms, starts, ends, strands, names, lines = [], [], [], [], [], []
@@ -271,6 +316,10 @@ class IntervalOneHot(_shared.BatchedDataset):
                 s = s + (e - s) // 2 - self.seq_len // 2
                 e = s + self.seq_len
             if s < 0 or e > lengths[c]:
+                if self.out_of_bounds == "error":
+                    raise ValueError("{}: window {}:{}-{} runs off the chromosome (length {}); pass "
+                                     "out_of_bounds 'pad' to fill it with N or 'drop' to skip it"
+                                     .format(where, f[0], s, e, int(lengths[c])))
                 if self.out_of_bounds == "drop":
                     dropped.append(n)
                     continue
@@ -284,24 +333,69 @@ class IntervalOneHot(_shared.BatchedDataset):
         if dropped:
             warnings.warn("intervals_file {}: dropped {} interval(s) running off a chromosome "
                           "end (lines {})".format(path, len(dropped), _lines_note(dropped)), stacklevel=3)
-        if not chroms:
+        keep = slice(None)
+        excluded = []
+        if regions:
+            hit = self._overlapping(regions, chroms, starts, ends)
+            excluded = [lines[i] for i in hit]
+            keep = np.setdiff1d(np.arange(len(chroms)), hit)
+            if excluded:
+                warnings.warn("intervals_file {}: skipped {} interval(s) whose window overlaps a region "
+                              "of exclude {} (lines {})".format(path, len(excluded), self.exclude,
+                                                                _lines_note(excluded)), stacklevel=3)
+        if not len(chroms) or len(excluded) == len(chroms):
+            why = [w for w, x in (("off a chromosome end", dropped), ("overlapping exclude", excluded)) if x]
             raise ValueError("intervals_file {}: no intervals{}".format(
-                path, " left after dropping those off a chromosome end" if dropped else ""))
+                path, " left after dropping those " + " and ".join(why) if why else ""))
         if self.seq_len is None:
             self.seq_len = width0
             if width0 == 0:
                 raise ValueError("intervals_file {}: intervals have width 0; pass seq_len"
                                  .format(path))
-        self._chrom = np.asarray(chroms, dtype=np.int64)
-        self._start = np.asarray(starts, dtype=np.int64)
-        self._end = np.asarray(ends, dtype=np.int64)
-        self._minus = np.asarray([st == "-" for st in strands], dtype=bool) & self.use_strand
+        self._chrom = np.asarray(chroms, dtype=np.int64)[keep]
+        self._start = np.asarray(starts, dtype=np.int64)[keep]
+        self._end = np.asarray(ends, dtype=np.int64)[keep]
+        strands = np.asarray(strands, dtype="<U1")[keep]
+        self._minus = (strands == "-") & self.use_strand
         # Metadata keeps the strand the BED gave ('.' -> '*'), even when use_strand is False.
-        self._strand = np.asarray(strands, dtype="<U1")
-        self._id = np.asarray(names, dtype=str)
-        self._line = np.asarray(lines, dtype=np.int64)
+        self._strand = strands
+        self._id = np.asarray(names, dtype=str)[keep]
+        self._line = np.asarray(lines, dtype=np.int64)[keep]
         self._chrom_names = np.asarray(fasta.names, dtype=str)
         self.dropped_lines = dropped
+        self.excluded_lines = excluded
+
+    def _read_exclude(self):
+        """Regions of ``exclude`` on the FASTA's chromosomes with end > start."""
+        path, chrom_id = self.exclude, self.fasta.chrom_id
+        if not os.path.isfile(path):
+            raise ValueError("exclude {}: file not found".format(path))
+        regions, n, elsewhere = [], 0, set()
+        for _, f, s, e, _ in _bed_records(path, "exclude"):
+            n += 1
+            if f[0] not in chrom_id:
+                elsewhere.add(f[0])
+            elif e > s:  # a zero-length region covers no base
+                regions.append((f[0], s, e))
+        if not n:
+            raise ValueError("exclude {}: no regions".format(path))
+        if not regions and elsewhere:
+            # most likely chromosome names that do not match (chr1 vs 1): say so
+            warnings.warn("exclude {}: none of its {} region(s) lies on a chromosome of fasta_file {} "
+                          "(exclude has {}; the FASTA has {}); nothing is excluded".format(
+                              path, n, self.fasta.path, ", ".join(sorted(elsewhere)[:3]),
+                              ", ".join(self.fasta.names[:3])), stacklevel=4)
+        return regions
+
+    def _overlapping(self, regions, chroms, starts, ends):
+        """Positions (in the parsed lists) of windows overlapping a region; the
+        padded part of a window beyond a chromosome end holds no bases."""
+        names, lengths = self.fasta.names, self.fasta.lengths.tolist()
+        windows = [(names[c], max(s, 0), min(e, lengths[c]), i)
+                   for i, (c, s, e) in enumerate(zip(chroms, starts, ends)) if min(e, lengths[c]) > max(s, 0)]
+        if not windows:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(_bedtools_intersect(windows, regions, self.exclude))
 
     # ------------------------------------------------------------------
     def __len__(self):
