@@ -10,7 +10,7 @@ TORCH  ?= torch==2.13.0
 DEPS   := setup.cfg pyproject.toml $(wildcard setup.py)
 PYTEST_ARGS ?=
 
-.PHONY: test test-all demo bench gpu-check venv clean
+.PHONY: test test-all demo bench gpu-check venv clean bedtools
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,23 @@ $(VENV)/.installed: $(DEPS) $(VENV)/.torch
 
 venv: $(VENV)/.installed
 
-test: $(VENV)/.installed
+# bedtools: the program pybedtools runs for interval_onehot's `exclude` (Debian package
+# bedtools). Installed only where missing and only as root; otherwise says what to install.
+bedtools:
+	@command -v bedtools >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq bedtools >/dev/null 2>&1 || \
+	      { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bedtools >/dev/null 2>&1; } || \
+	      echo "note: apt-get could not install bedtools (interval_onehot's exclude and its tests need it)"; \
+	  else \
+	    echo "note: bedtools is missing (interval_onehot's exclude and its tests need it): apt-get install bedtools, or conda install -c bioconda bedtools"; \
+	  fi; }
+
+test: $(VENV)/.installed bedtools
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-test-all: $(VENV)/.installed
+test-all: $(VENV)/.installed bedtools
 	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
 
 demo: $(VENV)/.installed
