@@ -1,0 +1,328 @@
+"""Kipoi model dirs in the real zoo's own formats (non-PyTorch), written into a test's tmp dir.
+
+Facts from the kipoi/models repository (see /work/shared/notes/kipoi-zoo-formats.md); weights are
+our own, drawn from seeded numpy generators so every dir is the same on every machine:
+
+* ``make_deepbind_dir``: DeepBind-shaped ``type: keras`` model: ``args: {arch: model.json,
+  weights: weights.h5, custom_objects: custom_keras_objects.py (OBJECTS = {"tf": tf}), backend:
+  tensorflow, image_dim_ordering: tf}``, ``default_dataloader: kipoiseq SeqIntervalDl`` with
+  ``auto_resize_len: 101``, schema ``(101, 4)`` -> ``binding_prob (1,)``. The architecture JSON is
+  written in the Keras 2.0 layout of the zoo's files (``config`` is a list of layers, no
+  ``module``/``build_config`` keys). ``lambda_layer=True`` adds a reverse-complement Lambda
+  (using ``tf`` from the custom objects) whose two strands share the convolution.
+* ``make_pwm_dir``: pwm_HOCOMOCO-shaped: only ``weights: model.h5`` (a whole-model HDF5), schema
+  ``(None, 4)`` (any length) -> ``pwm_match (1,)``: best log-odds match of a PWM on either strand.
+* ``make_sklearn_dir``: ``type: sklearn``, ``args: {pkl_file, predict_method: predict_proba}``,
+  a logistic regression on normalised 3-mer counts, fitted on simulated GATA / no-GATA sequences;
+  a model-local dataloader computes the k-mers from BED + FASTA.
+* ``make_custom_dir``: ``defined_as: model.MyModel`` (``args: {}``), a numpy PWM scorer, over
+  SeqIntervalDl (``auto_resize_len: 50``).
+
+Each dir has ``example_files/genome.fa`` and ``example_files/intervals.bed``;
+:func:`example_dl_args` gives the dataloader arguments for them.
+"""
+import json
+import os
+import textwrap
+
+import numpy as np
+import yaml
+
+from kipoi_model_dirs import write_bed, write_genome
+
+INFO = {"authors": [{"name": "kipoi_tanger tests"}], "doc": "zoo-format test fixture", "version": "0.1"}
+GATA_PWM = np.array([  # GATAAG with a little of everything else; rows A, C, G, T
+    [0.05, 0.05, 0.85, 0.05], [0.85, 0.05, 0.05, 0.05], [0.05, 0.05, 0.05, 0.85],
+    [0.85, 0.05, 0.05, 0.05], [0.80, 0.05, 0.10, 0.05], [0.10, 0.05, 0.80, 0.05],
+    [0.25, 0.25, 0.25, 0.25], [0.30, 0.20, 0.20, 0.30]])
+
+
+def log_odds(pwm=GATA_PWM):
+    """(k, 4) log-odds against a uniform background, and its reverse complement."""
+    lo = np.log(pwm / 0.25)
+    return lo, lo[::-1, ::-1].copy()
+
+
+def _example_files(d, L, n=24, seed=1):
+    os.makedirs(os.path.join(d, "example_files"), exist_ok=True)
+    write_genome(os.path.join(d, "example_files", "genome.fa"), n_chrom=2, length=3000, seed=seed)
+    write_bed(os.path.join(d, "example_files", "intervals.bed"), n, L, n_chrom=2, length=3000, seed=seed + 1)
+
+
+def example_dl_args(d):
+    return {"intervals_file": os.path.join(d, "example_files", "intervals.bed"),
+            "fasta_file": os.path.join(d, "example_files", "genome.fa")}
+
+
+def _write_yaml(path, obj):
+    with open(path, "w") as fh:
+        yaml.safe_dump(obj, fh, sort_keys=False)
+
+
+def _seed_weights(model, seed, scale=0.3):
+    rs = np.random.RandomState(seed)
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if ws:
+            layer.set_weights([rs.normal(0, scale, w.shape).astype(np.float32) for w in ws])
+
+
+def legacy_json(model):
+    """A Sequential's JSON in the Keras 2.0 layout of the zoo's files."""
+    def strip(o):
+        if isinstance(o, dict):
+            return {k: strip(v) for k, v in o.items()
+                    if k not in ("module", "registered_name", "build_config", "groups")}
+        if isinstance(o, list):
+            return [strip(v) for v in o]
+        return o
+    cfg = strip(json.loads(model.to_json()))
+    layers = [layer for layer in cfg["config"]["layers"] if layer["class_name"] != "InputLayer"]
+    for layer in layers:
+        if "kernel_initializer" in layer["config"]:
+            layer["config"]["kernel_initializer"] = {
+                "class_name": "VarianceScaling",
+                "config": {"scale": 1.0, "mode": "fan_avg", "distribution": "uniform", "seed": None}}
+    return json.dumps({"class_name": "Sequential", "config": layers, "keras_version": "2.0.8",
+                       "backend": "tensorflow"})
+
+
+def deepbind_keras(keras, lambda_layer=False, seed=0):
+    """The DeepBind-shaped Keras model (weights seeded)."""
+    L = keras.layers
+    if not lambda_layer:
+        model = keras.Sequential([
+            L.Conv1D(16, 24, activation="relu", input_shape=(101, 4), name="motif_scan"),
+            L.GlobalMaxPooling1D(name="max_pool"),
+            L.Dense(32, activation="relu", name="hidden"),
+            L.Dropout(0.5, name="dropout"),
+            L.Dense(1, name="logit"),
+            L.Activation("sigmoid", name="binding_prob")], name="deepbind_like")
+    else:
+        import tensorflow as tf
+        # `tf` a global of the lambda (not a closure), as in the zoo's files: it is
+        # resolved from custom_objects' OBJECTS = {"tf": tf} when the JSON is loaded.
+        revcomp = eval("lambda x: tf.reverse(x, axis=[1, 2])", {"tf": tf})
+        inp = keras.Input((101, 4), name="seq")
+        rc = L.Lambda(revcomp, name="revcomp")(inp)
+        conv = L.Conv1D(16, 24, activation="relu", name="motif_scan")
+        x = L.Concatenate(axis=1, name="both_strands")([conv(inp), conv(rc)])
+        x = L.GlobalMaxPooling1D(name="max_pool")(x)
+        x = L.Dense(1, activation="sigmoid", name="binding_prob")(x)
+        model = keras.Model(inp, x, name="deepbind_rc")
+    _seed_weights(model, seed)
+    return model
+
+
+def make_deepbind_dir(root, keras, name="deepbind_like", lambda_layer=False, seed=0):
+    """Write the DeepBind-shaped Keras model dir; return its path."""
+    d = os.path.join(str(root), name)
+    os.makedirs(d, exist_ok=True)
+    model = deepbind_keras(keras, lambda_layer, seed)
+    with open(os.path.join(d, "model.json"), "w") as fh:
+        fh.write(model.to_json() if lambda_layer else legacy_json(model))
+    model.save_weights(os.path.join(d, "weights.h5"))
+    with open(os.path.join(d, "custom_keras_objects.py"), "w") as fh:
+        fh.write("import tensorflow as tf\n\nOBJECTS = {\"tf\": tf}\n")
+    _example_files(d, 101)
+    _write_yaml(os.path.join(d, "model.yaml"), {
+        "type": "keras",
+        "args": {"arch": "model.json", "weights": "weights.h5", "custom_objects": "custom_keras_objects.py",
+                 "backend": "tensorflow", "image_dim_ordering": "tf"},
+        "info": INFO,
+        "default_dataloader": {"defined_as": "kipoiseq.dataloaders.SeqIntervalDl",
+                               "default_args": {"auto_resize_len": 101}},
+        "dependencies": {"conda": ["h5py", "tensorflow>=1.4", "keras>=2.0.6"]},
+        "schema": {"inputs": {"name": "seq", "special_type": "DNASeq", "shape": "(101, 4)",
+                              "doc": "DNA sequence", "associated_metadata": "ranges"},
+                   "targets": {"name": "binding_prob", "shape": "(1, )", "doc": "binding probability"}},
+    })
+    return d
+
+
+def pwm_keras(keras, pwm=GATA_PWM):
+    """pwm_HOCOMOCO-shaped: best log-odds PWM match on either strand, any length."""
+    L = keras.layers
+    model = keras.Sequential([
+        keras.Input((None, 4), name="seq"),
+        L.Conv1D(2, len(pwm), name="pwm_scan"),                 # filter 0: PWM, filter 1: its reverse complement
+        L.Reshape((-1, 1), name="strands_as_positions"),
+        L.GlobalMaxPooling1D(name="best_match")], name="pwm_like")
+    fwd, rev = log_odds(pwm)
+    model.get_layer("pwm_scan").set_weights([np.stack([fwd, rev], -1).astype(np.float32),
+                                             np.zeros(2, np.float32)])
+    return model
+
+
+def make_pwm_dir(root, keras, name="pwm_like", L=60):
+    """Write the pwm_HOCOMOCO-shaped dir (whole-model HDF5, schema (None, 4)); return its path."""
+    import warnings
+    d = os.path.join(str(root), name)
+    os.makedirs(d, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)       # "HDF5 is legacy": it is the zoo's format
+        pwm_keras(keras).save(os.path.join(d, "model.h5"))
+    _example_files(d, L)
+    _write_yaml(os.path.join(d, "model.yaml"), {
+        "type": "keras",
+        "args": {"weights": "model.h5", "backend": "tensorflow", "image_dim_ordering": "tf"},
+        "info": INFO,
+        "default_dataloader": {"defined_as": "kipoiseq.dataloaders.SeqIntervalDl"},
+        "dependencies": {"conda": ["python=3.7", "h5py", "pip"], "pip": ["tensorflow", "keras"]},
+        "schema": {"inputs": {"name": "seq", "special_type": "DNASeq", "shape": "(None, 4)",
+                              "doc": "DNA sequence", "associated_metadata": "ranges"},
+                   "targets": {"name": "pwm_match", "shape": "(1, )", "doc": "Best PWM match log-odds score"}},
+    })
+    return d
+
+
+KMER_FEATURES = textwrap.dedent('''
+    import itertools
+
+    import numpy as np
+
+    K = 3
+    INDEX = {"".join(p): i for i, p in enumerate(itertools.product("ACGT", repeat=K))}
+
+
+    def kmer_features(seq, k=K):
+        """Normalised k-mer counts (4**k,) of a DNA string; k-mers with N are skipped."""
+        x = np.zeros(len(INDEX), dtype=np.float32)
+        for i in range(len(seq) - k + 1):
+            j = INDEX.get(seq[i:i + k].upper())
+            if j is not None:
+                x[j] += 1
+        return x / max(x.sum(), 1)
+''')
+
+KMER_DL = '"""BED + FASTA -> normalised k-mer counts (4**k features)."""' + KMER_FEATURES + textwrap.dedent('''
+
+    from kipoi.data import Dataset
+    from kipoi.metadata import GenomicRanges
+    from kipoiseq.extractors import FastaStringExtractor
+    from pybedtools import Interval
+
+
+    class KmerDl(Dataset):
+        def __init__(self, intervals_file, fasta_file):
+            self.fasta = FastaStringExtractor(fasta_file)
+            self.intervals = []
+            with open(intervals_file) as fh:
+                for line in fh:
+                    if line.strip():
+                        c, s, e = line.split()[:3]
+                        self.intervals.append(Interval(c, int(s), int(e)))
+
+        def __len__(self):
+            return len(self.intervals)
+
+        def __getitem__(self, i):
+            iv = self.intervals[i]
+            return {"inputs": kmer_features(self.fasta.extract(iv)),
+                    "metadata": {"ranges": GenomicRanges(iv.chrom, iv.start, iv.stop, str(i))}}
+''')
+_NS = {}
+exec(compile(KMER_FEATURES, "kmer_features", "exec"), _NS)
+kmer_features = _NS["kmer_features"]
+
+
+def simulated_kmer_data(n=300, L=101, seed=3):
+    """3-mer features of random sequences, every second one with GATAAG planted (label 1)."""
+    rs = np.random.RandomState(seed)
+    X, y = [], []
+    for i in range(n):
+        s = list(rs.choice(list("ACGT"), L))
+        if i % 2:
+            p = rs.randint(0, L - 6)
+            s[p:p + 6] = "GATAAG"
+        X.append(kmer_features("".join(s)))
+        y.append(i % 2)
+    return np.stack(X), np.array(y)
+
+
+def make_sklearn_dir(root, name="sklearn_kmer"):
+    """Write the ``type: sklearn`` k-mer model dir; return its path."""
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+    d = os.path.join(str(root), name)
+    os.makedirs(d, exist_ok=True)
+    X, y = simulated_kmer_data()
+    joblib.dump(LogisticRegression(C=10.0, max_iter=2000).fit(X, y), os.path.join(d, "model.pkl"))
+    with open(os.path.join(d, "kmer_dl.py"), "w") as fh:
+        fh.write(KMER_DL)
+    _example_files(d, 101)
+    _write_yaml(os.path.join(d, "model.yaml"), {
+        "type": "sklearn",
+        "args": {"pkl_file": "model.pkl", "predict_method": "predict_proba"},
+        "info": INFO,
+        "default_dataloader": ".",
+        "dependencies": {"conda": ["scikit-learn", "joblib"]},
+        "schema": {"inputs": {"name": "kmers", "shape": "(64,)", "doc": "normalised 3-mer counts"},
+                   "targets": {"name": "proba", "shape": "(2,)", "doc": "P(no GATA), P(GATA)"}},
+    })
+    _write_yaml(os.path.join(d, "dataloader.yaml"), {
+        "type": "Dataset",
+        "defined_as": "kmer_dl.py::KmerDl",
+        "args": {"intervals_file": {"doc": "BED3", "example": "example_files/intervals.bed"},
+                 "fasta_file": {"doc": "FASTA", "example": "example_files/genome.fa"}},
+        "info": INFO,
+        "dependencies": {"conda": ["numpy"], "pip": ["kipoiseq"]},
+        "output_schema": {"inputs": {"name": "kmers", "shape": "(64,)", "doc": "normalised 3-mer counts"},
+                          "metadata": {"ranges": {"type": "GenomicRanges", "doc": "ranges"}}},
+    })
+    return d
+
+
+CUSTOM_MODEL = textwrap.dedent('''
+    """A custom Kipoi model: best log-odds match of a PWM on either strand, in numpy."""
+    import numpy as np
+    from kipoi.model import BaseModel
+
+    LOG_ODDS = np.array({lo})
+
+
+    def score(x):
+        """(N, L, 4) one-hot -> (N, 1) best match over positions and strands."""
+        k = len(LOG_ODDS)
+        windows = np.lib.stride_tricks.sliding_window_view(x, (k, 4), axis=(1, 2))[:, :, 0]
+        fwd = np.einsum("nlka,ka->nl", windows, LOG_ODDS)
+        rev = np.einsum("nlka,ka->nl", windows, LOG_ODDS[::-1, ::-1])
+        return np.maximum(fwd.max(1), rev.max(1))[:, None].astype(np.float32)
+
+
+    class MyModel(BaseModel):
+        def predict_on_batch(self, x):
+            return score(np.asarray(x, dtype=np.float64))
+''')
+
+
+def make_custom_dir(root, name="custom_pwm"):
+    """Write the ``defined_as: model.MyModel`` dir; return its path."""
+    d = os.path.join(str(root), name)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "model.py"), "w") as fh:
+        fh.write(CUSTOM_MODEL.format(lo=np.round(log_odds()[0], 6).tolist()))
+    _example_files(d, 50)
+    _write_yaml(os.path.join(d, "model.yaml"), {
+        "defined_as": "model.MyModel",
+        "args": {},
+        "info": INFO,
+        "default_dataloader": {"defined_as": "kipoiseq.dataloaders.SeqIntervalDl",
+                               "default_args": {"auto_resize_len": 50}},
+        "dependencies": {"conda": ["numpy"]},
+        "schema": {"inputs": {"name": "seq", "special_type": "DNASeq", "shape": "(50, 4)",
+                              "doc": "DNA sequence", "associated_metadata": "ranges"},
+                   "targets": {"name": "pwm_match", "shape": "(1, )", "doc": "best GATA match"}},
+    })
+    return d
+
+
+def keras_or_skip():
+    """The Keras 2 API module, or skip the test when the frameworks extra is not installed."""
+    import pytest
+    from kipoi_tanger.frameworks import FrameworkNotInstalled
+    from kipoi_tanger.frameworks.keras import import_keras
+    try:
+        return import_keras()
+    except FrameworkNotInstalled as e:
+        pytest.skip(str(e))
