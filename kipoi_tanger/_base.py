@@ -219,3 +219,61 @@ def split_output(y):
     raise ValueError("Cannot interpret output from model: expected a tensor or a tuple/list of "
                      f"tensors, got {type(y).__name__}"
                      + (" containing non-tensors" if isinstance(y, (tuple, list)) else ""))
+
+
+def _map_outputs(y, f):
+    """Apply ``f`` to every tensor of a func output (a tensor, or a list/tuple
+    of tensors for multi-output models); lists come back as lists."""
+    if isinstance(y, torch.Tensor):
+        return f(y)
+    if isinstance(y, (tuple, list)):
+        return [_map_outputs(v, f) for v in y]
+    raise ValueError(f"Cannot interpret output from func: expected tensors or lists of tensors, "
+                     f"got {type(y).__name__}")
+
+
+def reshape_rows(y, lead):
+    """Reshape the leading axis of every tensor of ``y`` into ``lead``."""
+    return _map_outputs(y, lambda t: t.reshape(*lead, *t.shape[1:]))
+
+
+def split_rows(y, size):
+    """Split ``y`` along axis 0 into pieces of ``size`` rows: a list of pieces,
+    each a tensor or a list of tensors like ``y``."""
+    if isinstance(y, torch.Tensor):
+        return list(y.split(size))
+    parts = [split_rows(v, size) for v in y]
+    return [list(p) for p in zip(*parts)]
+
+
+def stack_outputs(outputs, dim=0):
+    """Stack per-call outputs (tensors, or lists of tensors for multi-output
+    models) along a new axis ``dim``."""
+    first = outputs[0]
+    if isinstance(first, torch.Tensor):
+        return torch.stack(outputs, dim=dim)
+    if isinstance(first, (tuple, list)):
+        return [stack_outputs([o[i] for o in outputs], dim) for i in range(len(first))]
+    raise ValueError(f"Cannot interpret output from func: expected tensors or lists of tensors, "
+                     f"got {type(first).__name__}")
+
+
+def cat_outputs(outputs):
+    """Concatenate func outputs (tensors or lists of tensors) along axis 0."""
+    if isinstance(outputs[0], torch.Tensor):
+        return torch.cat(outputs)
+    return [cat_outputs([o[j] for o in outputs]) for j in range(len(outputs[0]))]
+
+
+def tile_args(kwargs, times):
+    """``kwargs`` with every tensor of ``kwargs['args']`` tiled ``times`` times
+    along axis 0 (for inputs that are ``times`` copies of X, one after another)."""
+    args = kwargs.get('args')
+    if args is None or times == 1:
+        return kwargs
+    if isinstance(args, torch.Tensor):
+        args = (args,)
+    if not isinstance(args, (tuple, list)):
+        return kwargs  # predict raises its TypeError
+    return {**kwargs, 'args': [a.repeat(times, *[1] * (a.ndim - 1))
+                               if isinstance(a, torch.Tensor) and a.ndim else a for a in args]}

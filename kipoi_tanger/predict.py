@@ -5,6 +5,8 @@ keeps the behaviour documented in the predict tutorial (tangermeme removed it
 in 0.2.0): predictions for every example of ``X`` crossed with every element
 of the (index-paired) ``args``.
 """
+from typing import Callable, List, Optional, Sequence, Union
+
 import torch
 from tqdm.auto import tqdm
 
@@ -35,8 +37,11 @@ def _concatenate(outputs):
     return [a[0] if len(a) == 1 else torch.cat(a) for a in acc]
 
 
-def predict(model, X, args=None, func=None, batch_size=32, dtype=None, device=None,
-            verbose=False):
+def predict(model: torch.nn.Module, X: torch.Tensor, args: Optional[Sequence[torch.Tensor]] = None,
+            func: Optional[Callable] = None, batch_size: int = 32,
+            dtype: Union[str, torch.dtype, None] = None,
+            device: Union[str, torch.device, None] = None,
+            verbose: bool = False) -> Union[torch.Tensor, List[torch.Tensor]]:
     """Make batched predictions for ``X`` (and aligned extra inputs) with ``model``.
 
     Batches ``X[s:e]`` (and ``a[s:e]`` for every ``a`` in ``args``) are moved to
@@ -52,7 +57,8 @@ def predict(model, X, args=None, func=None, batch_size=32, dtype=None, device=No
         (int8) are moved to the device first and cast there.
     args : tuple of torch.Tensor or None, optional
         Extra inputs, each with ``N`` rows (aligned with ``X``). Cast to ``dtype``
-        like ``X``. Default None.
+        like ``X``. Anything but a tuple/list of tensors raises a TypeError (a
+        ValueError too), as in tangermeme. Default None.
     func : callable or None, optional
         Applied to each batch's raw output (on the device) before it is moved to
         the CPU, e.g. to select one output of a multi-output model. Default None.
@@ -97,7 +103,10 @@ def predict(model, X, args=None, func=None, batch_size=32, dtype=None, device=No
     return _concatenate(outputs)
 
 
-def predict_cross(model, X, args, batch_size=32, dtype=None, device=None, verbose=False):
+def predict_cross(model: torch.nn.Module, X: torch.Tensor, args: Sequence[torch.Tensor],
+                  batch_size: int = 32, dtype: Union[str, torch.dtype, None] = None,
+                  device: Union[str, torch.device, None] = None,
+                  verbose: bool = False) -> Union[torch.Tensor, List[torch.Tensor]]:
     """Predict every example of ``X`` against every element of ``args``.
 
     The tensors in ``args`` are paired with each other index-wise (they must all

@@ -8,11 +8,13 @@ index arithmetic and gather, write results straight into preallocated output
 tensors, and keep the model on the device for the whole run.
 """
 import math
+from typing import Any, Callable, List, Optional, Sequence, Union
 
 import torch
 from tqdm.auto import tqdm
 
-from ._base import check_args, check_batch_size, check_X, model_on, resolve_device
+from ._base import (ArgumentTypeError, check_args, check_batch_size, check_X, model_on,
+                    resolve_device)
 
 
 class _Leaf:
@@ -57,13 +59,10 @@ def _write(struct, y, start, total):
 def _finish(struct, lead):
     if isinstance(struct, _Leaf):
         return struct.out.reshape(*lead, *struct.out.shape[1:])
-    cls, children = struct
-    values = [_finish(c, lead) for c in children]
-    # NamedTuples (e.g. marginalize's PerturbationResult) keep their type so
-    # fields stay addressable; plain tuples/lists become lists like tangermeme.
-    if hasattr(cls, '_fields'):
-        return cls(*values)
-    return values
+    # Any tuple or list (marginalize's PerturbationResult too) becomes a list,
+    # as in tangermeme: unpack it (y_before, y_after = ...) rather than use fields.
+    _, children = struct
+    return [_finish(c, lead) for c in children]
 
 
 def _apply(func, model, X, args, lead, index_of, batch_size, device,
@@ -90,17 +89,23 @@ def _apply(func, model, X, args, lead, index_of, batch_size, device,
 
 def _validate(X, args, batch_size, paired):
     check_X(X)
-    if args is None:
-        raise ValueError("args: required (a tuple of tensors to cross with X)")
+    if args is None:  # tangermeme: TypeError
+        raise ArgumentTypeError("args: required (a tuple of tensors to cross with X)")
     if paired:
         args = check_args(X, args, aligned=False)
     else:
         if isinstance(args, torch.Tensor):
             args = (args,)
-        if not isinstance(args, (tuple, list)) or len(args) == 0:
+        if not isinstance(args, (tuple, list)):
+            raise ArgumentTypeError(f"args: expected a non-empty tuple or list of tensors, got "
+                                    f"{type(args).__name__}")
+        if len(args) == 0:
             raise ValueError("args: expected a non-empty tuple or list of tensors")
         for i, a in enumerate(args):
-            if not isinstance(a, torch.Tensor) or a.ndim == 0:
+            if not isinstance(a, torch.Tensor):
+                raise ArgumentTypeError(f"args[{i}]: expected a torch.Tensor, got "
+                                        f"{type(a).__name__}")
+            if a.ndim == 0:
                 raise ValueError(f"args[{i}]: expected a torch.Tensor with a leading axis")
             if a.shape[0] == 0:
                 raise ValueError(f"args[{i}]: must contain at least one element")
@@ -108,8 +113,11 @@ def _validate(X, args, batch_size, paired):
     return args, check_batch_size(batch_size)
 
 
-def apply_pairwise(func, model, X, args, batch_size=32, device=None,
-                   additional_func_kwargs=None, verbose=False, **kwargs):
+def apply_pairwise(func: Callable, model: torch.nn.Module, X: torch.Tensor,
+                   args: Sequence[torch.Tensor], batch_size: int = 32,
+                   device: Union[str, torch.device, None] = None,
+                   additional_func_kwargs: Optional[dict] = None, verbose: bool = False,
+                   **kwargs: Any) -> Union[torch.Tensor, List]:
     """Apply ``func`` to every example of ``X`` paired with every element of ``args``.
 
     The tensors in ``args`` belong together index-wise (e.g. a cell's state
@@ -145,9 +153,10 @@ def apply_pairwise(func, model, X, args, batch_size=32, device=None,
     Returns
     -------
     torch.Tensor or list
-        ``(N, M, *func_shape)``. When ``func`` returns a tuple/list of tensors,
-        a list of such tensors (a NamedTuple keeps its type); nested structures
-        are mirrored.
+        ``(N, M, *func_shape)``. When ``func`` returns a tuple/list of tensors
+        (a NamedTuple such as marginalize's ``PerturbationResult`` included), a
+        ``list`` of such tensors, as in tangermeme; nested structures become
+        nested lists.
     """
     args, batch_size = _validate(X, args, batch_size, paired=True)
     n_args = args[0].shape[0]
@@ -160,8 +169,11 @@ def apply_pairwise(func, model, X, args, batch_size=32, device=None,
                   additional_func_kwargs, verbose, kwargs, "apply_pairwise")
 
 
-def apply_product(func, model, X, args, batch_size=32, device=None,
-                  additional_func_kwargs=None, verbose=False, **kwargs):
+def apply_product(func: Callable, model: torch.nn.Module, X: torch.Tensor,
+                  args: Sequence[torch.Tensor], batch_size: int = 32,
+                  device: Union[str, torch.device, None] = None,
+                  additional_func_kwargs: Optional[dict] = None, verbose: bool = False,
+                  **kwargs: Any) -> Union[torch.Tensor, List]:
     """Apply ``func`` to the full cartesian product of ``X`` and every arg.
 
     Examples are ``(X_i, a_j, b_k, ...)`` for all ``i, j, k``, with the last arg

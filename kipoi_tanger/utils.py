@@ -41,8 +41,8 @@ def _random_state(random_state):
         return random_state
     if random_state is not None and (isinstance(random_state, bool)
                                      or not isinstance(random_state, numbers.Integral)):
-        raise ValueError(f"random_state: expected an int, a numpy RandomState or None, got "
-                         f"{type(random_state).__name__}")
+        raise ArgumentTypeError(f"random_state: expected an int, a numpy RandomState or None, "
+                                f"got {type(random_state).__name__}")
     return numpy.random.RandomState(random_state)
 
 
@@ -429,8 +429,8 @@ def chunk(X, size: int = 1024, overlap: int = 0) -> torch.Tensor:
     blocks = []
     for i, x in enumerate(X):
         if not isinstance(x, torch.Tensor) or x.ndim != 2:
-            raise ValueError(f"X[{i}]: expected an (A, L) tensor, got "
-                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"X[{i}]: expected an (A, L) tensor, got {got}")
         if x.shape[0] != X[0].shape[0]:
             raise ValueError(f"X[{i}]: has {x.shape[0]} rows but X[0] has {X[0].shape[0]}")
         if x.shape[1] < size:

@@ -381,3 +381,289 @@ def test_compiled_walk_gives_the_numpy_shuffles(monkeypatch, case):
     compiled = dinucleotide_shuffle(X, **kwargs)
     monkeypatch.setattr(_shuffle, 'kernel', lambda: None)
     assert torch.equal(compiled, dinucleotide_shuffle(X, **kwargs))
+
+
+# --------------------------------------------------------------------------- API parity
+
+from kipoi_tanger.ersatz import (delete, insert, local_dinucleotide_shuffle,  # noqa: E402
+                                 multisubstitute, randomize)
+from kipoi_tanger.utils import TangermemeWarning  # noqa: E402
+from tm_parity import assert_raises_like, assert_same_api  # noqa: E402
+
+
+def test_public_api_matches_tangermeme():
+    assert_same_api(tm, ersatz)
+
+
+@pytest.mark.parametrize('case', ['substitute_float_start', 'substitute_motif_batch',
+                                  'substitute_start_past_end', 'shuffle_n0', 'shuffle_n_neg',
+                                  'shuffle_n_float', 'shuffle_random_state_str', 'insert_float',
+                                  'insert_motif_batch', 'insert_N', 'insert_past_end',
+                                  'delete_float', 'delete_reversed', 'delete_past_end',
+                                  'randomize_n0', 'randomize_probs_1d', 'randomize_probs_sum',
+                                  'randomize_neg_end', 'multisubstitute_spacing_count',
+                                  'multisubstitute_negative', 'multisubstitute_too_long',
+                                  'dinucleotide_identical', 'local_bin_size', 'local_min_bin',
+                                  'local_N'])
+def test_errors_are_tangermemes_types(case):
+    X = random_one_hot((3, 4, 10), random_state=0)
+    XN = X.clone()
+    XN[0, :, 4] = 0
+    calls = {
+        'substitute_float_start': lambda m: m.substitute(X, 'TGA', 6.5),
+        'substitute_motif_batch': lambda m: m.substitute(X, random_one_hot((2, 4, 3)), 0),
+        'substitute_start_past_end': lambda m: m.substitute(X, 'TGA', 8),
+        'shuffle_n0': lambda m: m.shuffle(X, n=0),
+        'shuffle_n_neg': lambda m: m.shuffle(X, n=-1),
+        'shuffle_n_float': lambda m: m.shuffle(X, n=1.0),
+        'shuffle_random_state_str': lambda m: m.shuffle(X, random_state='a'),
+        'insert_float': lambda m: m.insert(X, 'GGT', start=4.5),
+        'insert_motif_batch': lambda m: m.insert(X, random_one_hot((2, 4, 3)), start=2),
+        'insert_N': lambda m: m.insert(X, 'GNT', start=2),
+        'insert_past_end': lambda m: m.insert(X, 'GGT', start=11),
+        'delete_float': lambda m: m.delete(X, 2.0, 5),
+        'delete_reversed': lambda m: m.delete(X, 5, 2),
+        'delete_past_end': lambda m: m.delete(X, 2, 12),
+        'randomize_n0': lambda m: m.randomize(X, 2, 6, n=0, random_state=0),
+        'randomize_probs_1d': lambda m: m.randomize(X, 2, 6, probs=[0.25] * 4),
+        'randomize_probs_sum': lambda m: m.randomize(X, 2, 6, probs=[[0.5, 0, 0, 0]]),
+        'randomize_neg_end': lambda m: m.randomize(X, 2, -1),
+        'multisubstitute_spacing_count': lambda m: m.multisubstitute(X, ['GG', 'TT', 'CC'], [1]),
+        'multisubstitute_negative': lambda m: m.multisubstitute(X, ['GG', 'TT'], -1, start=0),
+        'multisubstitute_too_long': lambda m: m.multisubstitute(X, ['GGGG', 'TTTT'], 3, start=0),
+        'dinucleotide_identical': lambda m: m.dinucleotide_shuffle(encode('ACGTACGT'), n=3),
+        'local_bin_size': lambda m: m.local_dinucleotide_shuffle(X, bin_size=10),
+        'local_min_bin': lambda m: m.local_dinucleotide_shuffle(X, bin_size=6, min_bin_size=8),
+        'local_N': lambda m: m.local_dinucleotide_shuffle(XN, bin_size=6, min_bin_size=3),
+    }
+    assert_raises_like(lambda: calls[case](tm), lambda: calls[case](ersatz))
+
+
+@pytest.mark.parametrize('dtype', [torch.int8, torch.float32])
+@pytest.mark.parametrize('motif,start', [('GGT', None), ('GGT', 0), ('GGT', 4), ('ACGTAC', None)])
+def test_insert_matches_tangermeme(dtype, motif, start):
+    X = random_one_hot((4, 4, 9), random_state=1).to(dtype)
+    X[1, :, 5] = 0  # N columns are carried over
+    ours = insert(X, motif, start=start)
+    assert ours.dtype == dtype and ours.shape == (4, 4, 9 + len(motif))
+    assert torch.equal(ours, tm.insert(X, motif, start=start))
+    s = 9 // 2 if start is None else start
+    assert torch.equal(ours[..., :s], X[..., :s]) and torch.equal(ours[..., s + len(motif):],
+                                                                 X[..., s:])
+    assert torch.equal(delete(ours, s, s + len(motif)), X)  # delete undoes insert
+
+
+def test_insert_tensor_motifs_and_append():
+    X = random_one_hot((3, 4, 12), random_state=2)
+    one = encode('TTGA')
+    per = random_one_hot((3, 4, 2), random_state=3)
+    for motif in (one, per):
+        assert torch.equal(insert(X, motif, start=3), tm.insert(X, motif, start=3))
+    # Deliberate difference: start=L appends (tangermeme refuses it).
+    assert decode(insert(X, 'CC', start=12)[0]) == decode(X[0]) + 'CC'
+
+
+@pytest.mark.parametrize('start,end', [(2, 5), (0, 3), (7, 10), (0, 9)])
+def test_delete_matches_tangermeme(start, end):
+    X = random_one_hot((3, 4, 10), random_state=4).float()
+    X[0, :, 1] = 0
+    ours = delete(X, start, end)
+    assert torch.equal(ours, tm.delete(X, start, end)) and ours.shape[-1] == 10 - (end - start)
+    with pytest.raises(ValueError, match='nothing'):
+        delete(X, 0, 10)  # tangermeme: a RuntimeError from torch
+
+
+@pytest.mark.parametrize('probs', [[[0.25] * 4], [[0.7, 0.1, 0.1, 0.1], [0.0, 0.0, 0.5, 0.5]],
+                                   numpy.array([[0.1, 0.2, 0.3, 0.4]])])
+@pytest.mark.parametrize('dtype', [torch.int8, torch.float32])
+def test_randomize_matches_tangermeme_draws(probs, dtype):
+    X = random_one_hot((2, 4, 30), random_state=5).to(dtype)
+    X[1, :, 0] = 0
+    for n in (1, 3):
+        ours = randomize(X, 4, 20, probs=probs, n=n, random_state=8)
+        assert ours.shape == (2, n, 4, 30) and ours.dtype == dtype
+        assert torch.equal(ours, tm.randomize(X, 4, 20, probs=probs, n=n, random_state=8))
+        assert torch.equal(ours[..., :4], X[:, None, :, :4].expand(-1, n, -1, -1))
+        assert (ours[..., 4:20].sum(2) == 1).all()
+    big = randomize(random_one_hot((2, 4, 4000), random_state=0), 0, 4000, probs=probs,
+                    random_state=1)
+    freq = big[:, 0].float().mean(-1)
+    assert torch.allclose(freq, torch.tensor(probs, dtype=torch.float).expand(2, 4), atol=0.03)
+    with pytest.raises(ValueError, match='probs'):
+        randomize(X, 4, 20, probs=[[0.25] * 4] * 3)  # tangermeme accepts 3 rows for 2 sequences
+
+
+@pytest.mark.parametrize('motifs,spacing,start', [
+    (['GG', 'TT'], 2, None), (['GG', 'TT'], 2, 0), (['GG', 'TT', 'CC'], [1, 0], 0),
+    (['GGG', 'TT'], 1, None), (['GG'], [], 0), (['GG'], 0, None), (['GANT', 'CA'], [3], 2),
+])
+def test_multisubstitute_matches_tangermeme(motifs, spacing, start):
+    X = random_one_hot((3, 4, 12), random_state=6)
+    X[2, :, 7] = 0
+    ours = multisubstitute(X, motifs, spacing, start=start)
+    assert torch.equal(ours, tm.multisubstitute(X, motifs, spacing, start=start))
+    # the same as substituting the motifs one after another
+    gaps = [spacing] * (len(motifs) - 1) if isinstance(spacing, int) else spacing
+    total = sum(map(len, motifs)) + sum(gaps)
+    pos = 12 // 2 - total // 2 if start is None else start
+    Y = X
+    for m, g in zip(motifs, gaps + [0]):
+        Y = substitute(Y, m, start=pos)
+        pos += len(m) + g
+    assert torch.equal(ours, Y)
+
+
+def test_multisubstitute_tensor_motifs_and_spacings():
+    X = random_one_hot((2, 4, 20), random_state=7).float()
+    motifs = [encode('GATA').float(), random_one_hot((2, 4, 3), random_state=1).float()]
+    assert torch.equal(multisubstitute(X, motifs, [4]), tm.multisubstitute(X, motifs, [4]))
+    # a 1-d tensor of spacings is accepted too (tangermeme needs a list)
+    assert torch.equal(multisubstitute(X, motifs, torch.tensor([4])),
+                       multisubstitute(X, motifs, [4]))
+
+
+# --------------------------------------------------------------------------- number of shuffles
+
+@pytest.mark.parametrize('seed', range(6))
+def test_shuffle_count_formula_matches_enumeration(seed):
+    rng = numpy.random.RandomState(seed)
+    for _ in range(8):
+        L = rng.randint(2, 11)
+        seq = ''.join(rng.choice(list('ACGT'[:rng.randint(1, 5)]), size=L))
+        codes = numpy.array([['ACGT'.index(c) for c in seq]], dtype=numpy.uint8)
+        counts = _shuffle._pair_stats(codes, 4)[0]
+        n_log = _shuffle.log_n_shuffles(counts, codes[:, -1].astype(numpy.int64))[0]
+        assert round(float(numpy.exp(n_log))) == len(eulerian_sequences(seq)), seq
+
+
+def test_identical_shuffles_error_is_decided_by_counting():
+    # Deliberate difference: AATA has two dinucleotide shuffles (AATA, ATAA: AA, AT, TA
+    # each once). tangermeme's walk reaches only AATA, so it raises; ours samples both.
+    with pytest.raises(ValueError, match='identical'):
+        tm.dinucleotide_shuffle(encode('AATA'), n=20, random_state=0)
+    assert eulerian_sequences('AATA') == ['AATA', 'ATAA']
+    Y = dinucleotide_shuffle(encode('AATA'), n=20, random_state=0)
+    assert {decode(y) for y in Y[0]} == {'AATA', 'ATAA'}
+    # Never raised by chance: two shuffles drawn from two options often coincide.
+    for seed in range(40):
+        dinucleotide_shuffle(encode('AATA'), n=2, random_state=seed)
+    # Raised when a window truly has one shuffle, whichever sequence of the batch it is.
+    for seqs in (('ACCCACGATGATG', 'AAAAAAA'[:13]), ('TTTTTTTT', 'ACGTTGCA'), ('GATCGATC',)):
+        X = encode(*[s[:8].ljust(8, 'A') for s in seqs])
+        with pytest.raises(ValueError, match='sequence'):
+            dinucleotide_shuffle(X, n=2, random_state=0)
+
+
+# --------------------------------------------------------------------------- local shuffle
+
+def test_local_dinucleotide_shuffle_invariants():
+    X = random_one_hot((3, 4, 200), random_state=11)
+    Y = local_dinucleotide_shuffle(X, n=6, bin_size=48, min_bin_size=16, random_state=3)
+    assert Y.shape == (3, 6, 4, 200) and Y.dtype == X.dtype
+    # every bin keeps its ends and dinucleotides, so the whole sequence does too
+    assert_dinuc_shuffles(X, Y)
+    assert all(not torch.equal(Y[i, j], X[i]) for i in range(3) for j in range(6))
+    assert torch.equal(Y, local_dinucleotide_shuffle(X, n=6, bin_size=48, min_bin_size=16,
+                                                     random_state=3))
+    assert not torch.equal(Y, local_dinucleotide_shuffle(X, n=6, bin_size=48, min_bin_size=16,
+                                                         random_state=4))
+    # composition is kept bin by bin: GC of each 48-bp stretch moves far less than under a
+    # global shuffle of a sequence whose halves differ
+    Z = torch.cat([random_one_hot((1, 4, 100), probs=[0.45, 0.05, 0.05, 0.45], random_state=1),
+                   random_one_hot((1, 4, 100), probs=[0.05, 0.45, 0.45, 0.05], random_state=2)],
+                  dim=-1)
+    local = local_dinucleotide_shuffle(Z, n=20, bin_size=40, min_bin_size=20, random_state=0)
+    whole = dinucleotide_shuffle(Z, n=20, random_state=0)
+    gc_first_half = lambda S: S[0, :, 1:3, :100].float().sum((1, 2)).mean()  # noqa: E731
+    assert abs(gc_first_half(local) - Z[0, 1:3, :100].sum()) < abs(
+        gc_first_half(whole) - Z[0, 1:3, :100].sum())
+
+
+def test_local_dinucleotide_shuffle_warns_about_unshufflable_bins():
+    X = encode('A' * 40 + 'ACGTTGCAACGGTACCATGATTGCAGTCAGGCTAACGTAC')
+    with pytest.warns(TangermemeWarning, match='no other dinucleotide shuffle'):
+        local_dinucleotide_shuffle(X, n=3, bin_size=16, min_bin_size=8, random_state=0)
+    with pytest.raises(ValueError, match='random_state'):
+        local_dinucleotide_shuffle(X, n=3, bin_size=16, min_bin_size=8,
+                                   random_state=numpy.random.RandomState(0))
+
+
+# --------------------------------------------------------------------------- compiled walk
+
+_CACHE_PROBE = r'''
+import json, sys, numpy
+{patch}
+from kipoi_tanger import _shuffle
+walk = _shuffle.kernel()
+codes = numpy.random.RandomState(0).randint(0, 4, size=(5, 300)).astype(numpy.uint8)
+s = _shuffle.Sampler(codes, 3, list(range(5)), 4, 3)
+out = [c.copy() for _, _, c in s.groups(lambda s0, s1, n: numpy.empty(n, numpy.uint8))][0]
+print(json.dumps({{'compiled': walk is not None, 'hits': sum(walk.stats.cache_hits.values())
+                  if walk is not None else 0, 'digest': int(out.astype(numpy.int64).sum()
+                  + (out[:, ::7] * numpy.arange(out.shape[0])[:, None]).sum())}}))
+'''
+
+
+def _run_probe(tmp_path, patch='', **env):
+    import json
+    import os
+    import subprocess
+    import sys
+    full = dict(os.environ, HOME=str(tmp_path / 'home'), XDG_CACHE_HOME=str(tmp_path / 'xdg'),
+                **env)
+    if 'NUMBA_CACHE_DIR' not in env:
+        full.pop('NUMBA_CACHE_DIR', None)
+    r = subprocess.run([sys.executable, '-c', _CACHE_PROBE.format(patch=patch)], env=full,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(_shuffle._numba_walk() is None, reason='numba is not installed')
+def test_compiled_walk_is_cached_outside_a_read_only_package(tmp_path):
+    """A non-editable install into a read-only site-packages: numba cannot write next to
+    the module, so the machine code goes to the user's cache dir (here XDG_CACHE_HOME)
+    and the second process loads it instead of compiling."""
+    read_only = ("import numba.core.caching as c\n"
+                 "def _ro(self): raise PermissionError('read-only site-packages')\n"
+                 "c.InTreeCacheLocator.ensure_cache_path = _ro\n")
+    first = _run_probe(tmp_path, read_only)
+    second = _run_probe(tmp_path, read_only)
+    assert first['compiled'] and second['compiled']
+    assert second['hits'] >= 1 and first['digest'] == second['digest']
+    assert any((tmp_path / 'xdg').rglob('*.nbi'))
+
+
+@pytest.mark.skipif(_shuffle._numba_walk() is None, reason='numba is not installed')
+def test_compiled_walk_without_any_writable_cache_dir(tmp_path):
+    """Nowhere to cache: compiled in memory, no crash, the numpy walk's shuffles."""
+    nowhere = ("import numba.core.caching as c\n"
+               "def _ro(self): raise PermissionError('read-only')\n"
+               "c._CacheLocator.ensure_cache_path = _ro\n"
+               "c.InTreeCacheLocator.ensure_cache_path = _ro\n")
+    in_memory = _run_probe(tmp_path, nowhere)
+    assert in_memory['compiled'] and in_memory['hits'] == 0
+    numpy_walk = _run_probe(tmp_path, '', KIPOI_TANGER_NUMBA='0')
+    assert not numpy_walk['compiled'] and numpy_walk['digest'] == in_memory['digest']
+
+
+def test_numpy_walk_is_used_when_numba_fails(monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_numba(name, *args, **kwargs):
+        if name == 'numba':
+            raise ImportError('no numba here')
+        return real_import(name, *args, **kwargs)
+
+    X = random_one_hot((4, 4, 120), random_state=3)
+    expected = dinucleotide_shuffle(X, n=3, random_state=1)
+    monkeypatch.setattr(builtins, '__import__', no_numba)
+    _shuffle._numba_walk.cache_clear()
+    try:
+        assert _shuffle.kernel() is None
+        assert torch.equal(dinucleotide_shuffle(X, n=3, random_state=1), expected)
+    finally:
+        monkeypatch.undo()
+        _shuffle._numba_walk.cache_clear()
+    assert _shuffle.kernel() is not None or _shuffle._numba_walk() is None

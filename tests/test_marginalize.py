@@ -4,6 +4,7 @@ import pytest
 import torch
 from tangermeme.deep_lift_shap import deep_lift_shap as tm_deep_lift_shap
 from tangermeme.marginalize import marginalize as tm_marginalize
+from tangermeme.marginalize import marginalize_annotations as tm_marginalize_annotations
 
 from architectures import BPNetLike, FlattenDense, SmallCNN
 from kipoi_tanger.deep_lift_shap import deep_lift_shap
@@ -177,3 +178,137 @@ def test_bad_input(X, motif, kwargs, match):
     X = random_one_hot((2, 4, 10), random_state=0).float() if X is None else X
     with pytest.raises(ValueError, match=match):
         marginalize(FlattenDense(), X, motif, **kwargs)
+
+
+# --------------------------------------------------------------------------- tangermeme 1.6.0 API
+
+import tangermeme.marginalize as tm_marginalize_module  # noqa: E402
+
+from kipoi_tanger import marginalize as marginalize_module  # noqa: E402
+from kipoi_tanger.marginalize import marginalize_annotations  # noqa: E402
+from kipoi_tanger.results import PerturbationAnnotationsResult  # noqa: E402
+from tm_parity import assert_raises_like, assert_same_api  # noqa: E402
+
+
+def test_public_api_matches_tangermeme():
+    assert_same_api(tm_marginalize_module, marginalize_module)
+    assert PerturbationResult is __import__('kipoi_tanger.results').results.PerturbationResult
+
+
+def test_errors_are_tangermemes_types():
+    model, X = FlattenDense(), random_one_hot((3, 4, 10), random_state=0).float()
+    assert_raises_like(lambda: tm_marginalize(model, X, 'TGA', args=5),
+                       lambda: marginalize(model, X, 'TGA', args=5), match='args')
+    assert_raises_like(lambda: tm_marginalize(model, X[:0], 'TGA'),
+                       lambda: marginalize(model, X[:0], 'TGA'), match='non-empty')
+    motifs = random_one_hot((2, 4, 3), random_state=1).float()  # 2 motifs for 3 sequences
+    assert_raises_like(lambda: tm_marginalize(model, X, motifs),
+                       lambda: marginalize(model, X, motifs), match='batch')
+
+
+@pytest.mark.parametrize('kwargs', [dict(batch_size=5), dict(batch_size=2, start=3),
+                                    dict(batch_size=64)])
+def test_marginalize_annotations_matches_tangermeme(kwargs):
+    torch.manual_seed(3)
+    model = SmallCNN(length=60, n_outputs=2)
+    X = random_one_hot((5, 4, 60), random_state=0).float()
+    X0 = random_one_hot((3, 4, 60), random_state=1).float()
+    X[2, :, 12] = 0  # an N inside an annotation keeps the background's base
+    ann = torch.tensor([[0, 2, 6], [3, 10, 30], [2, 10, 15], [4, 40, 41], [0, 2, 6]])
+    ours = marginalize_annotations(model, X, X0, ann, device='cpu', **kwargs)
+    theirs = tm_marginalize_annotations(model, X, X0, ann, device='cpu', **kwargs)
+    assert isinstance(ours, PerturbationAnnotationsResult)
+    assert ours.y_befores.shape == ours.y_afters.shape == (5, 3, 2)
+    for a, b in zip(ours, theirs):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+    # each annotation is marginalize() of its stretch into X0
+    for k, (i, s, e) in enumerate(ann.tolist()):
+        one = marginalize(model, X0, X[i:i + 1, :, s:e], start=kwargs.get('start'), device='cpu')
+        assert torch.allclose(ours.y_afters[k], one.y_after, rtol=1e-5, atol=1e-6)
+        assert torch.allclose(ours.y_befores[k], one.y_before, rtol=1e-5, atol=1e-6)
+
+
+def test_marginalize_annotations_other_funcs_args_and_multi_output():
+    model = BPNetLike(n_filters=4, n_layers=2, in_len=100, out_len=20)
+    X = random_one_hot((4, 4, 100), random_state=2).float()
+    X0 = random_one_hot((2, 4, 100), random_state=3).float()
+    alpha, beta = torch.randn(2, 1), torch.randn(2, 1)
+    ann = torch.tensor([[1, 5, 25], [3, 60, 70]])
+    ours = marginalize_annotations(model, X, X0, ann, args=(alpha, beta), batch_size=3,
+                                   device='cpu')
+    theirs = tm_marginalize_annotations(model, X, X0, ann, args=(alpha, beta), batch_size=3,
+                                        device='cpu')
+    assert isinstance(ours.y_befores, list) and len(ours.y_afters) == 2
+    assert ours.y_afters[0].shape == (2, 2, 1, 20) and ours.y_afters[1].shape == (2, 2, 1)
+    for a, b in zip(ours.y_afters + ours.y_befores, theirs.y_afters + theirs.y_befores):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+    # any func: called per annotation, as in tangermeme
+    calls = []
+
+    def counting(model, X, **kw):
+        calls.append(len(X))
+        return predict(model, X, **kw)
+
+    slow = marginalize_annotations(model, X, X0, ann, func=counting, args=(alpha, beta),
+                                   device='cpu')
+    assert calls == [2, 2, 2, 2]
+    for a, b in zip(slow.y_afters, ours.y_afters):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('ann,match', [
+    (torch.zeros(0, 3, dtype=torch.long), 'at least one annotation'),
+    (torch.tensor([[7, 2, 6]]), 'row 0'), (torch.tensor([[0, 2, 36]]), 'row 0'),
+    (torch.tensor([[0, 6, 2]]), 'row 0'), (torch.tensor([0, 2, 6]), 'shape'),
+    (torch.tensor([[0.0, 2, 6]]), 'integer'),
+])
+def test_marginalize_annotations_bad_input(ann, match):
+    # tangermeme clips [0, 2, 36] to the sequence and turns [0, 6, 2] into a no-op
+    X = random_one_hot((2, 4, 30), random_state=0).float()
+    with pytest.raises(ValueError, match=match):
+        marginalize_annotations(FlattenDense(length=30), X, X, ann)
+    with pytest.raises(ValueError, match='does not fit'):
+        marginalize_annotations(FlattenDense(length=30), X, X[:, :, :8], torch.tensor([[0, 0, 9]]))
+
+
+def test_marginalize_annotations_restores_model_state():
+    model = SmallCNN(length=60)
+    model.train()
+    X = random_one_hot((2, 4, 60), random_state=0).float()
+    marginalize_annotations(model, X, X, torch.tensor([[0, 1, 5]]), device='cpu')
+    assert model.training
+
+
+def test_func_deep_lift_shap_with_more_arg_rows_than_examples():
+    """tangermeme's deep_lift_shap pairs arg row i with example i and never reads the
+    rows past len(X); marginalize passes args through, so 64 rows for 8 examples give
+    the attributions of rows 0..7. kipoi_tanger does the same and says so."""
+    from kipoi_tanger.utils import TangermemeWarning
+
+    class Scaled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = torch.nn.Conv1d(4, 3, 3)
+            self.relu = torch.nn.ReLU()
+            self.dense = torch.nn.Linear(3 * 28, 2)
+
+        def forward(self, X, alpha):
+            return self.dense(self.relu(self.conv(X)).flatten(1)) * alpha
+
+    model = Scaled()
+    X = random_one_hot((8, 4, 30), random_state=0).float()
+    alpha = torch.arange(1, 65, dtype=torch.float32)[:, None]
+    refs = dinucleotide_shuffle(X, n=3, random_state=0).float()
+    theirs = tm_marginalize(model, X, 'TGA', func=tm_deep_lift_shap, args=(alpha,),
+                            references=refs, device='cpu')
+    with pytest.warns(TangermemeWarning, match='rows 8..63'):
+        ours = marginalize(model, X, 'TGA', func=deep_lift_shap, args=(alpha,), references=refs,
+                           device='cpu')
+    first8 = marginalize(model, X, 'TGA', func=deep_lift_shap, args=(alpha[:8],),
+                         references=refs, device='cpu')
+    for a, b, c in zip(ours, theirs, first8):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+        assert torch.equal(a, c)
+    with pytest.raises(ValueError, match='rows'):
+        marginalize(model, X, 'TGA', args=(alpha,), device='cpu')  # predict: as tangermeme

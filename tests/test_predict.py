@@ -200,3 +200,28 @@ def test_predict_cross_unequal_args():
     with pytest.raises(ValueError, match=r"args\[1\]: has 2 rows but args\[0\] has 3"):
         predict_cross(FlattenDense(), torch.zeros(2, 4, 10),
                       args=(torch.zeros(3, 1), torch.zeros(2, 1)), device='cpu')
+
+
+# --------------------------------------------------------------------------- tangermeme 1.6.0 API
+
+import tangermeme.predict as tm_predict_module  # noqa: E402
+
+from kipoi_tanger import predict as predict_module  # noqa: E402
+from tm_parity import assert_raises_like, assert_same_api  # noqa: E402
+
+
+def test_public_api_matches_tangermeme():
+    # predict_cross is an addition (removed upstream, kept from the seed tutorial).
+    assert_same_api(tm_predict_module, predict_module)
+
+
+@pytest.mark.parametrize("args,tm_type", [(5, TypeError), ((torch.zeros(4, 1),), ValueError)])
+def test_errors_are_tangermemes_types(args, tm_type):
+    X = torch.zeros(5, 4, 10)
+    assert_raises_like(lambda: tm_predict(FlattenDense(), X, args=args),
+                       lambda: predict(FlattenDense(), X, args=args, device='cpu'), match='args')
+    with pytest.raises(tm_type):
+        predict(FlattenDense(), X, args=args, device='cpu')
+    assert_raises_like(lambda: tm_predict(FlattenDense(), X[:0]),
+                       lambda: predict(FlattenDense(), X[:0], device='cpu'),
+                       match='at least one example')

@@ -188,3 +188,55 @@ def test_apply_pairwise_unequal_args():
     with pytest.raises(ValueError, match=r"args\[1\]: has 3 rows but args\[0\] has 2"):
         apply_pairwise(predict, FlattenDense(), torch.zeros(2, 4, 10),
                        args=(torch.zeros(2, 1), torch.zeros(3, 1)))
+
+
+# --------------------------------------------------------------------------- tangermeme 1.6.0 API
+
+import tangermeme.product as tm_product_module  # noqa: E402
+
+from kipoi_tanger import product as product_module  # noqa: E402
+from tm_parity import assert_raises_like, assert_same_api  # noqa: E402
+
+
+def test_public_api_matches_tangermeme():
+    assert_same_api(tm_product_module, product_module)
+
+
+def _describe(y):
+    """Container types and shapes, e.g. list[(3, 2, 2), (3, 2, 2)]."""
+    if isinstance(y, torch.Tensor):
+        return tuple(y.shape)
+    return (type(y).__name__, [_describe(v) for v in y])
+
+
+@pytest.mark.parametrize("fn,tm_fn", [(apply_pairwise, tm_pairwise), (apply_product, tm_product)])
+def test_tuple_returning_funcs_give_tangermemes_containers(fn, tm_fn):
+    from kipoi_tanger.marginalize import marginalize
+    from tangermeme.marginalize import marginalize as tm_marginalize
+
+    model = BPNetLike(n_filters=4, n_layers=2, in_len=100, out_len=20)
+    X = random_one_hot((3, 4, 100), random_state=0).float()
+    alpha, beta = torch.randn(2, 1), torch.randn(2, 1)
+
+    def as_tuple(model, X, args=None, **kwargs):
+        y = predict(model, X, args=args, **kwargs)
+        return (y[1], 2 * y[1])
+
+    def as_tm_tuple(model, X, args=None, **kwargs):
+        y = tm_predict(model, X, args=args, **kwargs)
+        return (y[1], 2 * y[1])
+
+    for ours_f, tm_f, kw in [(as_tuple, as_tm_tuple, {}), (predict, tm_predict, {}),
+                             (marginalize, tm_marginalize, {'motif': 'GATA'})]:
+        ours = fn(ours_f, model, X, args=(alpha, beta), batch_size=4, device='cpu', **kw)
+        theirs = tm_fn(tm_f, model, X, args=(alpha, beta), batch_size=4, device='cpu', **kw)
+        assert _describe(ours) == _describe(theirs)  # lists all the way down, even for
+        assert type(ours) is list                    # marginalize's PerturbationResult
+
+
+@pytest.mark.parametrize("fn,tm_fn", [(apply_pairwise, tm_pairwise), (apply_product, tm_product)])
+@pytest.mark.parametrize("args", [5, None])
+def test_errors_are_tangermemes_types(fn, tm_fn, args):
+    X = torch.zeros(2, 4, 10)
+    assert_raises_like(lambda: tm_fn(tm_predict, FlattenDense(), X, args=args),
+                       lambda: fn(predict, FlattenDense(), X, args=args), match='args')
