@@ -22,14 +22,16 @@ share a forward pass?
    ruled module's output is clean (its rule handles it); modules declared
    linear (``linear_rule``) are trusted, not inspected.
 2. **Pairing.** Two more forward passes run the probe rows in other orders (a
-   transposition and a cycle, which generate all permutations). Every call of
+   transposition and a cycle, which generate all permutations), and a fourth
+   all rows but the last. Every call of
    a ruled module on the path from ``X`` must see the batch's rows in the
    order fed in (its activations permute with the input) for the shared
    forward pass; otherwise (e.g. ``cat([x, rc(x)], 0)`` inside the model)
    examples and references run in separate forward passes. The model's output
-   must permute with its input (each example's output depends on that example
-   only), and every module must run the same number of times with the same
-   shapes, or the model is refused.
+   must permute with its input and not change when another row is dropped
+   (each example's output depends on that example only), and every module
+   must run the same number of times with the same shapes, or the model is
+   refused.
 """
 from typing import Dict, List, NamedTuple, Optional, Set
 
@@ -55,7 +57,7 @@ class Plan(NamedTuple):
     """What the check decided (see the module docstring)."""
     mode: str                       # 'shared' or 'separate'
     why: str                        # why separate passes are needed ('' for shared)
-    dep: Dict[torch.nn.Module, Set[int]]   # calls of ruled modules on the path from X
+    dep: Dict[int, Set[int]]        # id(ruled module) -> its calls on the path from X
     declared: List[str]             # ruled by the user (declared linear or a user rule) and on the path
     probed: List[Finding]           # unknown operations found affine on the probe rows only
     notes: List[str]                # things the check could not follow
@@ -139,8 +141,11 @@ def _op_label(func, name):
         return 'Tensor.' + name[4:]
     module = getattr(func, '__module__', None) or ''
     qual = getattr(func, '__qualname__', '') or ''
-    if module == 'torch.nn.functional':
+    if module in ('torch.nn.functional', 'torch._C._nn'):
         return f"torch.nn.functional.{name}"
+    for sub in ('special', 'linalg', 'fft'):
+        if module == f'torch._C._{sub}':
+            return f"torch.{sub}.{name[len(sub) + 1:] if name.startswith(sub + '_') else name}"
     if module.startswith('torch._ops'):
         return f"torch.ops.aten.{name}"
     if qual.startswith('TensorBase.') or qual.startswith('Tensor.') or module is None or not module:
@@ -192,7 +197,7 @@ class _Tracker(TorchFunctionMode):
         self.opaque = 0
         self.internal = 0
         self.calls = {}           # id(module) -> count
-        self.dep = {}             # module -> set of call indices on the path from X
+        self.dep = {}             # id(module) -> set of call indices on the path from X
         self.declared = {}
         self.probed = []
         self.notes = []
@@ -275,7 +280,7 @@ class _Tracker(TorchFunctionMode):
                 raise ValueError(not_one_tensor(self.caller, name, module, output))
             if origins is None:
                 return None
-            self.dep.setdefault(module, set()).add(k)
+            self.dep.setdefault(id(module), set()).add(k)
             rule = self.ruled[id(module)][1]
             if rule is linear_rule:
                 self.declared[name] = f"'{name or '<model>'}' ({class_path(type(module))}, declared linear)"
@@ -535,7 +540,7 @@ def plan(model, entries, rules, rows, args, caller='deep_lift_shap', autocast_ct
                 raise ValueError(f"{caller}: module {label} runs a different number of times or on different "
                                  "shapes when the same examples come in another order; examples and references "
                                  "cannot be paired")
-            for k in tracker.dep.get(module, ()):
+            for k in tracker.dep.get(id(module), ()):
                 if mode == 'separate':
                     break
                 (xa, oa), (xb, ob) = a[k], b[k]
@@ -552,6 +557,14 @@ def plan(model, entries, rules, rows, args, caller='deep_lift_shap', autocast_ct
                 raise ValueError(f"{caller}: the model's output for an example depends on the other examples "
                                  "in the batch (e.g. batch statistics, or a mean over the batch axis); "
                                  "attributions per example are not defined")
+    # Row independence: the output of the first rows must not change when the last row is dropped.
+    with torch.no_grad(), ctx():
+        ys = model(rows[:n - 1], *_map(args, lambda t: t[:n - 1]))
+    for o, os_ in zip(outs, _leaves(ys)):
+        if o.ndim and o.shape[0] == n and not _same_up_to(o[:n - 1], os_, tol):
+            raise ValueError(f"{caller}: the model's output for an example depends on the other examples "
+                             "in the batch (e.g. batch statistics, or a mean over the batch axis); "
+                             "attributions per example are not defined")
     return Plan(mode, why, tracker.dep, list(tracker.declared.values()), tracker.probed, notes)
 
 

@@ -174,7 +174,7 @@ class Session:
     Parameters
     ----------
     dep : dict, optional
-        ``{module: set of call indices}`` of the calls that lie on the path
+        ``{id(module): set of call indices}`` of the calls that lie on the path
         from the input (from the first-batch check); other calls are left
         alone. Without it, every call on a gradient path must be pairable.
     """
@@ -276,7 +276,7 @@ class Session:
             self.counts[module] = k + 1
             if not isinstance(output, torch.Tensor):
                 raise ValueError(not_one_tensor(self.caller, name, module, output))
-            if self.dep is not None and k not in self.dep.get(module, ()):
+            if self.dep is not None and k not in self.dep.get(id(module), ()):
                 if mode == 'record':
                     self.store.setdefault(module, []).append(None)
                 return None  # not on the path from X: constant for both passes

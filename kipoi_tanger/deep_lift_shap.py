@@ -33,6 +33,7 @@ captum's ``DeepLiftShap`` one example at a time, as a cross-check.
 """
 import numbers
 import warnings
+import weakref
 from typing import Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Union
 
 import torch
@@ -322,13 +323,16 @@ def _probe_rows(Xx, R, ax, groups):
 
 def _attribute(model, X, args, target, batch_size, references, n_shuffles, return_references, hypothetical,
                additional_nonlinear_ops, print_convergence_deltas, raw_outputs, only_warn, dtype, device,
-               random_state, verbose, prune, caller):
-    """deep_lift_shap without the final warnings: (result, references, deltas, |output diffs|, plan)."""
+               random_state, verbose, prune, caller, max_pairs=None):
+    """deep_lift_shap without the final warnings: (result, references, deltas, |output diffs|, plan).
+
+    ``max_pairs``: stop after that many pairs (explain_check's first batch).
+    """
     check_X(X)
     if X.ndim != 3:
         raise ValueError(f"X: expected shape (N, A, L), got {tuple(X.shape)}")
     _check_one_hot(X, 'X', dim=1, allow_N=False, only_warn=only_warn)
-    args = check_args(X, args)
+    args = check_args(X, args, surplus_rows=True)  # rows past len(X) unused, as in tangermeme
     batch_size = check_batch_size(batch_size)
     random_state = _check_random_state(random_state)
     N, A, L = X.shape
@@ -376,7 +380,7 @@ def _attribute(model, X, args, target, batch_size, references, n_shuffles, retur
     try:
         with model_on(model, device):
             session = Session(model, rules, caller)  # refuses REFUSED modules by name
-            for start in range(0, n_pairs, batch_size):
+            for start in range(0, n_pairs if max_pairs is None else min(n_pairs, max_pairs), batch_size):
                 end = min(start + batch_size, n_pairs)
                 p = torch.arange(start, end)
                 e, k = p // K, p % K
@@ -391,9 +395,7 @@ def _attribute(model, X, args, target, batch_size, references, n_shuffles, retur
                 R = refs.to(device).to(dtype)
 
                 if start == 0:
-                    rows, arows = _probe_rows(Xx, R, ax, groups)
-                    plan = _plan(model, session.entries, rules, rows, arows, caller,
-                                 lambda: autocast(device, dtype, model))
+                    plan = _checked_plan(model, session, rules, Xx, R, ax, groups, caller, device, dtype)
                     session.dep = plan.dep
                     session.__enter__()
                     forward = _pruned_forward(model, session, Xx, ax, device, dtype) if prune else model
@@ -470,6 +472,35 @@ def _attribute(model, X, args, target, batch_size, references, n_shuffles, retur
     return result, refs_out, torch.cat(deltas), torch.cat(diffs), plan
 
 
+# The first-batch check's decision per model, reused while nothing it depends
+# on changes (the model's modules and their classes, the rules, the input
+# shapes and dtypes), so repeated small calls (products, marginalize) stay cheap.
+_PLANS = weakref.WeakKeyDictionary()
+
+
+def _plan_key(model, rules, Xx, ax, device, dtype):
+    modules = tuple((id(m), type(m), id(m.__dict__.get('forward'))) for m in model.modules())
+    return (modules, tuple((id(c), id(r)) for c, r in rules.items()), tuple(Xx.shape[1:]),
+            tuple((tuple(a.shape[1:]), a.dtype) for a in ax), str(device), dtype)
+
+
+def _checked_plan(model, session, rules, Xx, R, ax, groups, caller, device, dtype):
+    key = _plan_key(model, rules, Xx, ax, device, dtype)
+    try:
+        cached = _PLANS.get(model)
+    except TypeError:  # an unhashable or non-weakrefable model: no cache
+        cached = None
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    rows, arows = _probe_rows(Xx, R, ax, groups)
+    plan = _plan(model, session.entries, rules, rows, arows, caller, lambda: autocast(device, dtype, model))
+    try:
+        _PLANS[model] = (key, plan)
+    except TypeError:
+        pass
+    return plan
+
+
 def _pruned_forward(model, session, Xx, ax, device, dtype):
     """The model without branches that cannot reach its output, if that is
     provably the same function (traced, and bitwise equal on ``Xx``)."""
@@ -537,9 +568,9 @@ def explain_check(model: torch.nn.Module, X: torch.Tensor, args: Optional[Sequen
     Parameters
     ----------
     model, X, args, target, batch_size, references, n_shuffles, additional_nonlinear_ops, dtype, device, random_state, prune
-        As for :func:`deep_lift_shap`; only the examples covered by the first
-        ``batch_size`` pairs are attributed (``references`` may be the full
-        ``(N, n_shuffles, A, L)`` tensor).
+        As for :func:`deep_lift_shap`; only the first ``batch_size`` pairs are
+        attributed (``references`` may be the full ``(N, n_shuffles, A, L)``
+        tensor).
     warning_threshold : float, default 0.001
         ``ok`` is False when a delta exceeds it or is not finite.
 
@@ -568,7 +599,8 @@ def explain_check(model: torch.nn.Module, X: torch.Tensor, args: Optional[Sequen
     args_sub = tuple(sub(a) for a in args_sub) if args_sub else None
     _, _, deltas, diffs, plan = _attribute(
         model, X[:n_ex], args_sub, target, batch_size, sub(references), n_shuffles, False, False,
-        additional_nonlinear_ops, False, True, False, dtype, device, random_state, False, prune, caller)
+        additional_nonlinear_ops, False, True, False, dtype, device, random_state, False, prune, caller,
+        max_pairs=batch_size)
     finite, worst, relative = _delta_stats(deltas, diffs)
     ok = bool(finite.all()) and worst <= warning_threshold
     suspects = diagnosis(plan)

@@ -193,7 +193,7 @@ def beluga_like(seed=0, length=400, full=False, gain=2.0):
         return _scale_up(Beluga(**kw), 1.0 if full else gain)
 
 
-def basset_like(seed=0, length=200, full=False, gain=1.0):
+def basset_like(seed=0, length=200, full=False, gain=2.0):
     """Basset-like: ``(N, 4, L, 1)`` → ``(N, n_outputs)``, BatchNorm with non-trivial statistics."""
     if full:
         length, c, hidden, n_out = 600, (300, 200, 200), 1000, 164
