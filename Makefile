@@ -46,7 +46,7 @@ test-all: $(VENV)/.installed bedtools
 	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
 
 demo: $(VENV)/.installed
-	$(PY) -m kipoi_tanger.demo --out demo_output
+	$(PY) -m kipoi_tanger.cli demo --out demo_output
 
 $(VENV)/.bench: $(VENV)/.installed
 	$(PIP) install --quiet -e ".[test,frameworks,bench]"

@@ -7,6 +7,9 @@ def __getattr__(name):
     # Kipoi imports `kipoi_tanger.TorchModel` from model.yaml's `defined_as`;
     # keep the import lazy so `import kipoi_tanger` stays light.
     if name == "TorchModel":
-        from .kipoi_model import TorchModel
+        from .adapter.kipoi_model import TorchModel
         return TorchModel
+    if name == "KerasModel":   # defined_as: kipoi_tanger.KerasModel (TensorFlow loads on use)
+        from .frameworks.keras import KerasModel
+        return KerasModel
     raise AttributeError(f"module 'kipoi_tanger' has no attribute {name!r}")

@@ -9,18 +9,27 @@ not come. The package therefore installs a one-line ``.pth`` file into
 site-packages that calls :func:`install` at interpreter start-up.
 
 :func:`install` only puts a tiny meta-path finder in front of ``sys.meta_path``.
-It does nothing until one of two Kipoi modules is imported:
+It does nothing until one of three Kipoi modules is imported:
 
 * ``kipoi.plugin``: append kipoi_tanger to ``PLUGINS`` (so ``kipoi tanger ...``
   dispatches to :func:`kipoi_tanger.cli.cli_main` and ``kipoi list_plugins``
   lists it);
-* ``kipoi.writers``: apply the numpy-2 shim (:mod:`kipoi_tanger._compat`), so
-  plain ``kipoi predict ... -o out.h5`` works on numpy 2.
+* ``kipoi.writers``: apply the numpy-2 shim (:mod:`kipoi_tanger.adapter.compat`), so
+  plain ``kipoi predict ... -o out.h5`` works on numpy 2;
+* ``kipoi.model``: make ``type: keras`` and ``defined_as: kipoi.model.KerasModel``
+  use :class:`kipoi_tanger.KerasModel` (the Keras 2 API through ``tf-keras``),
+  since Kipoi's own class cannot read the zoo's Keras 2 files under
+  TensorFlow >= 2.16 (Keras 3).
 
 For every other import the finder returns ``None`` after one dict lookup, and it
-removes itself once both modules are patched, so start-up cost is negligible
-and processes that never import Kipoi are unaffected. Set
+removes itself once all three modules are patched, so start-up cost is
+negligible and processes that never import Kipoi are unaffected. Set
 ``KIPOI_TANGER_NO_HOOK=1`` to disable it.
+
+Nothing here may ever raise: :func:`install` runs at every interpreter start
+(outside the ``.pth`` line's ``try``), and the finder sits in front of every
+import. A failure disables the hook (or one patch, reported in one line when
+that Kipoi module is imported) and never breaks Python or Kipoi.
 """
 import sys
 
@@ -52,9 +61,33 @@ def _patch_plugin(module):
     module.load_plugin = load_plugin
 
 
+def _patch_model(module):
+    loader = sys.modules.get("kipoi_tanger.frameworks.keras")
+    if loader is not None and not hasattr(loader, "use_in_kipoi"):
+        # kipoi.model is being imported by kipoi_tanger.frameworks.keras itself
+        # (before its class exists): that module finishes the job when defined.
+        loader.__dict__["_use_in_kipoi_when_defined"] = True
+        return
+    from kipoi_tanger.frameworks.keras import use_in_kipoi
+    use_in_kipoi(module)
+
+
 def _patch_writers(module):
-    from kipoi_tanger._compat import patch_kipoi_writers
+    from kipoi_tanger.adapter.compat import patch_kipoi_writers
     patch_kipoi_writers(module)
+
+
+def _apply(patch, module):
+    """Run one patch; on failure say so in one line (never a traceback, never raise)."""
+    try:
+        patch(module)
+    except Exception as e:  # never break Kipoi itself
+        try:
+            text = " ".join(str(e).split())[:200]
+            sys.stderr.write(f"kipoi_tanger: could not patch {getattr(module, '__name__', module)}: "
+                             f"{type(e).__name__}: {text}\n")
+        except Exception:
+            pass
 
 
 class _PatchingLoader:
@@ -69,10 +102,7 @@ class _PatchingLoader:
 
     def exec_module(self, module):
         self._loader.exec_module(module)
-        try:
-            self._patch(module)
-        except Exception as e:  # never break Kipoi itself
-            sys.stderr.write(f"kipoi_tanger: could not patch {module.__name__}: {e}\n")
+        _apply(self._patch, module)
 
     def __getattr__(self, name):
         # get_source/get_code/is_package etc. for inspect and tracebacks
@@ -80,15 +110,25 @@ class _PatchingLoader:
 
 
 class KipoiPatchFinder:
-    """Meta-path finder that patches ``kipoi.plugin`` and ``kipoi.writers`` on import."""
+    """Meta-path finder that patches ``kipoi.plugin``, ``kipoi.writers`` and ``kipoi.model`` on import."""
 
     def __init__(self):
-        self.pending = {"kipoi.plugin": _patch_plugin, "kipoi.writers": _patch_writers}
+        self.pending = {"kipoi.plugin": _patch_plugin, "kipoi.writers": _patch_writers,
+                        "kipoi.model": _patch_model}
 
     def find_spec(self, fullname, path=None, target=None):
-        patch = self.pending.get(fullname)
+        try:
+            patch = self.pending.get(fullname)
+        except Exception:
+            return None
         if patch is None:
             return None
+        try:
+            return self._find_and_wrap(fullname, path, target, patch)
+        except Exception:
+            return None  # let the normal import machinery handle it, unpatched
+
+    def _find_and_wrap(self, fullname, path, target, patch):
         spec = None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -109,7 +149,18 @@ class KipoiPatchFinder:
 
 
 def install():
-    """Install the finder (idempotent); patch at once what Kipoi already imported."""
+    """Install the finder (idempotent); patch at once what Kipoi already imported.
+
+    Never raises: returns the finder, or None when disabled
+    (``KIPOI_TANGER_NO_HOOK``) or when installing failed.
+    """
+    try:
+        return _install()
+    except Exception:
+        return None
+
+
+def _install():
     import os
     if os.environ.get("KIPOI_TANGER_NO_HOOK"):
         return None
@@ -120,7 +171,7 @@ def install():
     for name in list(finder.pending):
         module = sys.modules.get(name)
         if module is not None:
-            finder.pending.pop(name)(module)
+            _apply(finder.pending.pop(name), module)
     if finder.pending:
         sys.meta_path.insert(0, finder)
     return finder

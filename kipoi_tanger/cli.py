@@ -1,12 +1,17 @@
-"""``kipoi-tanger`` command line (also ``kipoi tanger ...``), thin over :mod:`kipoi_tanger.runner`.
+"""``kipoi-tanger`` command line (also ``kipoi tanger ...``): all of kipoi_tanger's argparse.
 
-Commands: ``predict``, ``deeplift-shap``, ``marginalize``, ``product`` (stream a
-Kipoi model's dataloader through an op into HDF5/TSV), ``info`` (what the model
-declares and what was inferred) and ``merge`` (join ``--shard`` outputs).
+Commands:
 
-Other modules add commands with :func:`register_command`; they are found
-through the ``kipoi_tanger.commands`` entry-point group or
-:data:`COMMAND_MODULES` (each module exposes ``register_commands(register)``).
+* one per registered op (:mod:`kipoi_tanger.ops`: ``predict``, ``deeplift-shap``,
+  ``marginalize``, ``product``...), built from the op's declared parameters:
+  stream a Kipoi model's dataloader through the op into HDF5/TSV
+  (:func:`kipoi_tanger.run.run`);
+* ``info`` (what the model declares and what was inferred), ``merge`` (join
+  ``--shard`` outputs);
+* the tools: ``plot``, ``report``, ``export``, ``init``, ``test``, ``demo``.
+
+Third-party packages add commands through the ``kipoi_tanger.commands``
+entry-point group (a callable ``f(register)``; see :func:`register_command`).
 
 Bad input (missing or malformed yaml fields, missing files, dataloader
 argument typos, unknown ops, an existing output...) prints one line
@@ -28,10 +33,7 @@ PROG = "kipoi-tanger"
 ModelParser = None
 DataloaderParser = None
 
-# Modules that register further commands (later issues: plot, report, export, init, test).
-COMMAND_MODULES = ("kipoi_tanger.plot", "kipoi_tanger.report", "kipoi_tanger.export", "kipoi_tanger.zoo")
-
-_REGISTRY = {}     # name -> (help, configure, handler)
+_REGISTRY = {}     # name -> (help, configure, handler): commands besides the ops
 _loaded_plugins = False
 
 
@@ -73,7 +75,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ---------------------------------------------------------------------------
-# shared arguments
+# op commands, from the op registry
 
 
 def add_model_arguments(p, dataloader=True):
@@ -94,10 +96,12 @@ def add_model_arguments(p, dataloader=True):
 
 
 def add_run_arguments(p, output_alias=True):
+    """The run options every op command takes (``-o``, batch size, device, resume, shards...)."""
     names = ["-o", "--outputs"] + (["--output"] if output_alias else [])
     p.add_argument(*names, dest="outputs", nargs="+", required=True, metavar="FILE",
                    help="output files: .h5/.hdf5 (Kipoi's HDF5 layout) and, for tables, .tsv")
-    p.add_argument("--batch_size", type=int, default=32, help="regions per batch (default 32)")
+    p.add_argument("--batch_size", type=int, default=32,
+                   help="regions per dataloader batch and per forward pass (default 32)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--dtype", default=None, help="compute dtype, e.g. bfloat16 (default: the model's)")
     p.add_argument("-n", "--num_workers", type=int, default=0,
@@ -113,33 +117,28 @@ def add_run_arguments(p, output_alias=True):
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
-def add_explain_arguments(p):
-    p.add_argument("--output", dest="model_output", default=None, metavar="NAME|INDEX",
-                   help="model output to explain (default: postprocessing: tanger: output, or inferred)")
-    p.add_argument("--target", default=None, help="target (index or column label) of that output (default 0)")
-    p.add_argument("--n_shuffles", type=int, default=20, help="dinucleotide-shuffled references per region")
-    p.add_argument("--random_state", type=int, default=None,
-                   help="seed of the references (default: drawn once and recorded in the file)")
-    p.add_argument("--hypothetical", action="store_true", help="write hypothetical attributions")
-    p.add_argument("--warning_threshold", type=float, default=0.001,
-                   help="warn when a convergence delta exceeds this (default 0.001)")
+def add_param(p, param):
+    """One declared op parameter (:class:`kipoi_tanger.ops.Param`) as an argparse option."""
+    kw = {"dest": param.name, "default": param.default, "help": param.help}
+    if param.kind == "flag":
+        kw["action"] = "store_true"
+        kw["default"] = bool(param.default)
+    elif param.kind in ("int", "float"):
+        kw["type"] = int if param.kind == "int" else float
+    elif param.kind == "list":
+        kw["nargs"] = "+"
+    if param.choices is not None:
+        kw["choices"] = list(param.choices)
+    if param.metavar:
+        kw["metavar"] = param.metavar
+    if param.required:
+        kw["required"] = True
+    p.add_argument(*(param.flags or (param.option,)), **kw)
 
 
-def add_motif_arguments(p, required=True):
-    p.add_argument("--motif", required=required, default=None, help="motif to insert, e.g. GATAAG (N keeps the base)")
-    p.add_argument("--start", type=int, default=None, help="insert position (default: centred)")
-
-
-def _run_kwargs(a):
-    from kipoi_utils.utils import parse_json_file_str_or_arglist
-    dl_args = None
-    if a.dataloader_args:
-        try:
-            dl_args = parse_json_file_str_or_arglist(a.dataloader_args)
-        except Exception as e:
-            raise CLIError(f"--dataloader_args: {e}") from None
-        if not isinstance(dl_args, dict):
-            raise CLIError(f"--dataloader_args: expected a JSON object or key=value pairs, got {dl_args!r}")
+def _run_options(a):
+    from .adapter.args import parse_dataloader_args
+    dl_args = parse_dataloader_args(a.dataloader_args)
     if a.threads is not None:
         if a.threads < 1:
             raise CLIError(f"--threads: expected a positive integer, got {a.threads}")
@@ -152,11 +151,6 @@ def _run_kwargs(a):
                 verbose=not a.quiet)
 
 
-def _explain_kwargs(a):
-    return dict(output=a.model_output, target=a.target, n_shuffles=a.n_shuffles, random_state=a.random_state,
-                hypothetical=a.hypothetical, warning_threshold=a.warning_threshold)
-
-
 def _report(res, quiet):
     if not quiet:
         extra = f", resumed after {res.resumed_units}" if res.resumed_units else ""
@@ -164,67 +158,27 @@ def _report(res, quiet):
     return 0
 
 
+def _op_command(cls):
+    """``(configure, handler)`` of the subcommand that runs op class ``cls``."""
+    params = cls.cli_params()
+
+    def configure(p):
+        add_model_arguments(p)
+        # `--output` names an output file unless the op has a model-output parameter of that name
+        add_run_arguments(p, output_alias=all(param.option != "--output" for param in params))
+        for param in params:
+            add_param(p, param)
+
+    def handler(a):
+        from .run import run
+        values = {param.name: getattr(a, param.name) for param in params}
+        return _report(run(cls.name, a.model, a.outputs, params=values, **_run_options(a)), a.quiet)
+
+    return configure, handler
+
+
 # ---------------------------------------------------------------------------
-# built-in commands
-
-
-def _cfg_predict(p):
-    add_model_arguments(p)
-    add_run_arguments(p)
-
-
-def _run_predict(a):
-    from .runner import run
-    return _report(run("predict", a.model, a.outputs, **_run_kwargs(a)), a.quiet)
-
-
-def _cfg_dls(p):
-    add_model_arguments(p)
-    add_run_arguments(p, output_alias=False)
-    add_explain_arguments(p)
-    p.add_argument("--return_references", action="store_true", help="also write the references (N, K, A, L)")
-
-
-def _run_dls(a):
-    from .runner import run
-    return _report(run("deeplift-shap", a.model, a.outputs, return_references=a.return_references,
-                       **_explain_kwargs(a), **_run_kwargs(a)), a.quiet)
-
-
-def _cfg_marginalize(p):
-    add_model_arguments(p)
-    add_run_arguments(p, output_alias=False)
-    add_motif_arguments(p)
-    p.add_argument("--op", dest="inner_op", default="predict", choices=["predict", "deeplift-shap"],
-                   help="what to compute before and after inserting the motif (default predict)")
-    add_explain_arguments(p)
-
-
-def _run_marginalize(a):
-    from .runner import run
-    return _report(run("marginalize", a.model, a.outputs, motif=a.motif, start=a.start, inner_op=a.inner_op,
-                       **_explain_kwargs(a), **_run_kwargs(a)), a.quiet)
-
-
-def _cfg_product(p):
-    add_model_arguments(p)
-    add_run_arguments(p, output_alias=False)
-    p.add_argument("--args", nargs="+", required=True, metavar="NPY",
-                   help="extra model inputs as .npy files (or NAME=file.npy), crossed with the sequences")
-    p.add_argument("--pairwise", action="store_true", help="pair the --args files row by row (apply_pairwise)")
-    p.add_argument("--op", dest="inner_op", default="predict", choices=["predict", "deeplift-shap", "marginalize"],
-                   help="op run on every (sequence, args) combination (default predict)")
-    add_motif_arguments(p, required=False)
-    p.add_argument("--marginalize_op", default="predict", choices=["predict", "deeplift-shap"],
-                   help="with --op marginalize: what to compute before/after (default predict)")
-    add_explain_arguments(p)
-
-
-def _run_product(a):
-    from .runner import run
-    return _report(run("product", a.model, a.outputs, args=a.args, pairwise=a.pairwise, inner_op=a.inner_op,
-                       motif=a.motif, start=a.start, marginalize_op=a.marginalize_op,
-                       **_explain_kwargs(a), **_run_kwargs(a)), a.quiet)
+# info and merge
 
 
 def _cfg_info(p):
@@ -271,7 +225,7 @@ def format_info(d):
 
 
 def _run_info(a):
-    from .adapter import load
+    from .adapter.target import load
     t = load(a.model, source=a.source, dataloader=a.dataloader, dataloader_source=a.dataloader_source)
     d = t.describe()
     print(json.dumps(d, indent=2, default=str) if a.json else format_info(d))
@@ -286,18 +240,187 @@ def _cfg_merge(p):
 
 
 def _run_merge(a):
-    from .runner import merge
+    from .run import merge
     return _report(merge(a.shards, a.outputs[0], overwrite=a.overwrite), a.quiet)
 
 
-register_command("predict", "predictions of the model on the dataloader's regions", _cfg_predict, _run_predict)
-register_command("deeplift-shap", "DeepLIFT/SHAP attributions (N, A, L)", _cfg_dls, _run_dls)
-register_command("marginalize", "predictions/attributions before and after inserting a motif",
-                 _cfg_marginalize, _run_marginalize)
-register_command("product", "an op on every sequence crossed with extra inputs from .npy files",
-                 _cfg_product, _run_product)
-register_command("info", "what the model declares and what kipoi-tanger inferred", _cfg_info, _run_info)
-register_command("merge", "join --shard outputs into the single-run file", _cfg_merge, _run_merge)
+# ---------------------------------------------------------------------------
+# tools: plot, report, export
+
+
+def _cfg_plot(p):
+    from .tools.plot import DEFAULT_TOP, FORMATS
+    sub = p.add_subparsers(dest="plot_command", metavar="{attributions,marginalize}")
+    sub.required = True
+    a = sub.add_parser("attributions", help="sequence logos of deeplift-shap attributions",
+                       description="One logo per region: letter heights = attributions "
+                                   "(positive up, negative down), titled chr:start-end strand, id.")
+    a.add_argument("h5", metavar="OUT.h5", help="kipoi-tanger deeplift-shap output")
+    g = a.add_mutually_exclusive_group()
+    g.add_argument("--regions", nargs="+", metavar="ID", help="region ids (metadata/ranges/id)")
+    g.add_argument("--top", type=int, metavar="K",
+                   help=f"the K regions with the largest total |attribution| (default {DEFAULT_TOP})")
+    a.add_argument("--window", metavar="START:END", help="positions to draw (0-based, END exclusive)")
+    a.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    a.add_argument("--format", nargs="+", default=list(FORMATS), choices=FORMATS)
+    a.add_argument("--dpi", type=int, default=100)
+    m = sub.add_parser("marginalize", help="before/after distributions of marginalize outputs",
+                       description="Histograms of predictions before and after inserting the motif, "
+                                   "per output (and product axis).")
+    m.add_argument("h5", metavar="OUT.h5", help="kipoi-tanger marginalize output")
+    m.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    m.add_argument("--format", nargs="+", default=list(FORMATS), choices=FORMATS)
+    m.add_argument("--dpi", type=int, default=100)
+
+
+def _run_plot(a):
+    from .tools.plot import plot_attributions, plot_marginalize
+    if a.plot_command == "attributions":
+        paths = plot_attributions(a.h5, a.output, regions=a.regions, top=a.top, window=a.window,
+                                  formats=a.format, dpi=a.dpi)
+    else:
+        paths = plot_marginalize(a.h5, a.output, formats=a.format, dpi=a.dpi)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _cfg_report(p):
+    from .tools.report import DEFAULT_TOP, LOGO_WIDTH
+    p.add_argument("h5", metavar="OUT.h5", help="kipoi-tanger output")
+    p.add_argument("-o", "--output", required=True, metavar="report.html")
+    p.add_argument("--top", type=int, default=DEFAULT_TOP, metavar="K",
+                   help=f"logos of the K regions with the largest total |attribution| (default {DEFAULT_TOP})")
+    p.add_argument("--logo-width", type=int, default=LOGO_WIDTH, metavar="BP",
+                   help=f"positions per logo (default {LOGO_WIDTH})")
+
+
+def _run_report(a):
+    from .tools.report import write_report
+    print(write_report(a.h5, a.output, top=a.top, logo_width=a.logo_width))
+    return 0
+
+
+def _cfg_export(p):
+    sub = p.add_subparsers(dest="export_command", metavar="{modisco}")
+    sub.required = True
+    m = sub.add_parser("modisco", help="one-hot sequences + hypothetical attributions for tfmodisco-lite",
+                       description="Write PREFIX_ohe.npz and PREFIX_shap.npz ((N, 4, L) arrays under "
+                                   "'arr_0') for `modisco motifs -s ... -a ...`, and PREFIX_regions.bed.")
+    m.add_argument("h5", metavar="OUT.h5", help="kipoi-tanger deeplift-shap output (with --keep_inputs)")
+    m.add_argument("-o", "--output", required=True, metavar="PREFIX", help="output prefix")
+
+
+def _run_export(a):
+    import warnings
+    from .tools.export import export_modisco
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        out = export_modisco(a.h5, a.output)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    for key in ("ohe", "shap", "bed"):
+        if out[key]:
+            print(out[key])
+    print(f"# {out['n']} regions of {out['length']} bp; run: {out['command']}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# tools: init, test (the model zoo), demo
+
+
+def _cfg_init(p):
+    from .tools.zoo import DATALOADER_MODES, DEFAULT_TEMPLATE, ZooError, list_templates
+    try:
+        listing = "; ".join(f"{k}: {v}" for k, v in list_templates().items())
+    except ZooError as e:
+        listing = str(e)
+    p.add_argument("name", metavar="NAME", help="model name = name of the new directory")
+    p.add_argument("--template", default=DEFAULT_TEMPLATE,
+                   help=f"template name or directory (default {DEFAULT_TEMPLATE}). Available: {listing}")
+    p.add_argument("-o", "--output_dir", default=".", metavar="DIR", help="where to create NAME/ (default .)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the files the template writes in an existing NAME/ (others are kept)")
+    p.add_argument("--set", dest="params", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="template variables, e.g. --set seq_len=500 tasks=CTCF,GATA1 (see the template's "
+                        "template.yaml)")
+    p.add_argument("--seed", type=int, default=0, help="torch seed of the initial weights (default 0)")
+    p.add_argument("--test_root", default=None, metavar="DIR",
+                   help="directory `kipoi test` will run from; test: expect: is written relative to it "
+                        "(default: the working directory when NAME/ lies inside it, else -o DIR)")
+    p.add_argument("--dataloader", default="shared", choices=DATALOADER_MODES,
+                   help="shared: point at dataloaders/<component> of this checkout by relative path (default); "
+                        "copy: copy the loader into the model dir")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+
+
+def _run_init(a):
+    from .tools.zoo import init, next_steps, parse_set
+    res = init(a.name, template=a.template, output_dir=a.output_dir, overwrite=a.overwrite, seed=a.seed,
+               params=parse_set(a.params), test_root=a.test_root, dataloader=a.dataloader)
+    if not a.quiet:
+        print(next_steps(res, a.dataloader))
+    return 0
+
+
+def _cfg_test(p):
+    p.add_argument("model", metavar="MODEL", help="model dir (--source dir, the default) or a model name")
+    p.add_argument("--source", default="dir", help="Kipoi model source (default dir)")
+    p.add_argument("--batch_size", type=int, default=32, help="batch size (default 32)")
+    p.add_argument("--n_shuffles", type=int, default=4,
+                   help="dinucleotide-shuffled references per region for the DeepLIFT/SHAP check (default 4)")
+    p.add_argument("--max_delta", type=float, default=1e-3,
+                   help="largest acceptable |convergence delta| of DeepLIFT/SHAP (default 1e-3)")
+    p.add_argument("--motif", default=None, help="motif for the marginalize check (default: the alphabet, ACGT)")
+    p.add_argument("--random_state", type=int, default=0, help="seed of the references (default 0)")
+    p.add_argument("--args", nargs="+", default=None, metavar="NAME=NPY",
+                   help="extra inputs for the product check (default: two rows of the example batch)")
+    p.add_argument("--device", default=None, help="torch device of the op checks (default: cuda if available)")
+    p.add_argument("--skip_kipoi_test", action="store_true", help="do not run `kipoi test`")
+    p.add_argument("--json", action="store_true", help="print the checks as JSON")
+
+
+def _run_test(a):
+    from .tools.zoo import test
+    rep = test(a.model, source=a.source, batch_size=a.batch_size, n_shuffles=a.n_shuffles, motif=a.motif,
+               max_delta=a.max_delta, random_state=a.random_state, kipoi_test=not a.skip_kipoi_test,
+               args=a.args, device=a.device)
+    if a.json:
+        print(json.dumps({"model": rep.model, "passed": rep.passed, "checks": [c._asdict() for c in rep.checks]},
+                         indent=2))
+    else:
+        print(rep.format())
+    return 0 if rep.passed else 1
+
+
+def _cfg_demo(p):
+    p.add_argument("--out", default="demo_output", help="output directory (default demo_output)")
+    p.add_argument("--model", default=None, help="Kipoi model dir (default: the shipped example_models/motif_cnn)")
+    p.add_argument("--n_shuffles", type=int, default=20, help="references per region (default 20)")
+
+
+def _run_demo(a):
+    from .tools.demo import demo
+    demo(a.out, model=a.model, n_shuffles=a.n_shuffles)
+    return 0
+
+
+_TOOLS = (
+    ("info", "what the model declares and what kipoi-tanger inferred", _cfg_info, _run_info),
+    ("merge", "join --shard outputs into the single-run file", _cfg_merge, _run_merge),
+    ("plot", "attribution logos or marginalization before/after distributions (PNG, SVG)", _cfg_plot, _run_plot),
+    ("report", "self-contained HTML report of a results file (images embedded, no network)", _cfg_report,
+     _run_report),
+    ("export", "export results for other tools (modisco: tfmodisco-lite inputs)", _cfg_export, _run_export),
+    ("init", "create a new zoo model dir from a template (weights + expect file included)", _cfg_init, _run_init),
+    ("test", "kipoi test plus kipoi-tanger's checks (tanger section, every declared op, DeepLIFT deltas)",
+     _cfg_test, _run_test),
+    ("demo", "the main job on the shipped example model: predict, deeplift-shap, marginalize, logos, report",
+     _cfg_demo, _run_demo),
+)
+for _cmd in _TOOLS:
+    register_command(*_cmd)
 
 
 def _load_plugins():
@@ -305,9 +428,6 @@ def _load_plugins():
     if _loaded_plugins:
         return
     _loaded_plugins = True
-    import importlib
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register_commands(register_command)
     try:
         from importlib.metadata import entry_points
         for ep in entry_points(group="kipoi_tanger.commands"):
@@ -317,15 +437,18 @@ def _load_plugins():
 
 
 def build_parser(prog=PROG):
-    """The full argparse parser (subcommands from the registry)."""
+    """The full argparse parser: one subcommand per registered op, then the other commands."""
     from . import __version__
+    from .ops import classes
     _load_plugins()
     parser = _Parser(prog=prog, allow_abbrev=False,
                      description="tangermeme-style ops for any Kipoi model, streamed into HDF5.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name, (help_, configure, handler) in _REGISTRY.items():
+    commands = {cls.name: (cls.help, *_op_command(cls)) for cls in classes()}
+    commands.update((k, v) for k, v in _REGISTRY.items() if k not in commands)
+    for name, (help_, configure, handler) in commands.items():
         p = sub.add_parser(name, help=help_, description=help_, allow_abbrev=False)
         configure(p)
         p.set_defaults(_handler=handler)

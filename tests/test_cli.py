@@ -8,8 +8,9 @@ import pytest
 from kipoi.readers import HDF5Reader
 
 from kipoi_model_dirs import REPO, dl_args, make_model_dir, run_cli
-from kipoi_tanger import cli, h5io
-from kipoi_tanger.runner import run
+from h5compare import file_bytes_equal
+from kipoi_tanger import cli
+from kipoi_tanger.run import h5io, run
 
 N = 40
 
@@ -102,7 +103,7 @@ def test_kill9_and_resume_via_cli(work, capsys):
     assert rc == 0, err
     rc, _, err = _main(args[:5] + ["full.h5"] + args[6:], capsys, root)
     assert rc == 0, err
-    assert h5io.file_bytes_equal(str(root / "full.h5"), str(root / "r.h5"))
+    assert file_bytes_equal(str(root / "full.h5"), str(root / "r.h5"))
 
 
 def test_bad_input_subprocess(work):
@@ -159,7 +160,7 @@ def test_commands_in_process_equal_api(work, capsys, tmp_path):
         assert rc == 0, err
         op = kw.pop("op")
         run(op, d, out_api, dataloader_args=dl_args(d), verbose=False, **kw)
-        assert h5io.file_bytes_equal(out_cli, out_api), argv[0]
+        assert file_bytes_equal(out_cli, out_api), argv[0]
     assert h5io.load(str(tmp_path / "c0.h5"))["references"].shape == (N, 2, 4, 50)
     assert h5io.read_attrs(str(tmp_path / "c0.h5"))["target_label"] == "task2"
     assert h5io.read_attrs(str(tmp_path / "c0.h5"))["parameters"]["warning_threshold"] == 0.5
@@ -184,7 +185,7 @@ def test_info_and_merge(work, capsys, tmp_path):
     rc, _, err = _main(["merge", "s2.h5", "s1.h5", "-o", "merged.h5", "-q"], capsys, tmp_path)
     assert rc == 0, err
     rc, _, err = _main(["predict", d, "--example", "-o", "single.h5", "-m", "-q"], capsys, tmp_path)
-    assert h5io.file_bytes_equal(str(tmp_path / "single.h5"), str(tmp_path / "merged.h5"))
+    assert file_bytes_equal(str(tmp_path / "single.h5"), str(tmp_path / "merged.h5"))
     rc, _, err = _main(["merge", "s2.h5", "-o", "m2.h5"], capsys, tmp_path)
     assert rc == 2 and "missing 1/2" in _one_error_line(err)
 

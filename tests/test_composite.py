@@ -92,7 +92,7 @@ def test_stitched_equals_submodels_by_hand(kipoi_models):
 
 
 def test_stitched_with_kipoi_tanger_predict(tmp_path, kipoi_models):
-    from kipoi_tanger.runner import run
+    from kipoi_tanger.run import run
     out = str(tmp_path / "s.h5")
     run("predict", os.path.join(COMP, "stitched"), [out], dataloader_args=EXAMPLE, keep_metadata=True,
         batch_size=4, device="cpu", verbose=False)
@@ -193,7 +193,7 @@ def test_merged_shuffled_batches_cover_every_region_once(kipoi_models):
 
 
 def test_merged_with_kipoi_tanger_predict_and_shards(tmp_path, kipoi_models):
-    from kipoi_tanger.runner import merge, run
+    from kipoi_tanger.run import merge, run
     model = os.path.join(COMP, "merged")
     single = str(tmp_path / "single.h5")
     run("predict", model, [single], dataloader_args=EXAMPLE, keep_metadata=True, batch_size=3,
@@ -352,7 +352,7 @@ def test_training_script_reduces_the_loss_and_shipped_weights_are_trained(tmp_pa
 
 
 def test_from_predictions_equals_submodels_by_hand(tmp_path, kipoi_models):
-    from kipoi_tanger.runner import run
+    from kipoi_tanger.run import run
     files = {}
     for name, model, table_file in (("model2", "m12", "features1.tsv"), ("model3", "m3", "features2.tsv")):
         files[name] = str(tmp_path / f"{model}.h5")
@@ -374,7 +374,7 @@ def test_from_predictions_equals_submodels_by_hand(tmp_path, kipoi_models):
 
 def test_from_predictions_missing_file_is_a_clear_error(tmp_path):
     from kipoi_tanger.adapter import AdapterError
-    from kipoi_tanger.runner import run
+    from kipoi_tanger.run import run
     files = {"model2": os.path.join(COMP, "from_predictions", "example_files", "model2.h5"),
              "model3": str(tmp_path / "m3.h5")}
     with pytest.raises(AdapterError, match=r"files .*m3\.h5: file not found"):

@@ -1,4 +1,4 @@
-"""kipoi_tanger.export: tfmodisco-lite inputs (`modisco motifs -s ohe.npz -a shap.npz`)."""
+"""kipoi_tanger.tools.export: tfmodisco-lite inputs (`modisco motifs -s ohe.npz -a shap.npz`)."""
 import os
 import shutil
 import subprocess
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from kipoi_tanger import cli
-from kipoi_tanger.export import export_modisco, modisco_window
-from kipoi_tanger.plot import ResultsError
+from kipoi_tanger.tools.export import export_modisco, modisco_window
+from kipoi_tanger.tools.results import ResultsError
 from results_files import MOTIF, write_dls, write_marginalize
 
 VENV_BIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv", "bin")

@@ -35,7 +35,7 @@ def test_torchmodel_via_kipoi_get_model(tm_dir):
 
 
 def test_torchmodel_predicts_without_autograd(tm_dir):
-    from kipoi_tanger.kipoi_model import TorchModel
+    from kipoi_tanger.adapter.kipoi_model import TorchModel
     cwd = os.getcwd()
     os.chdir(tm_dir)
     try:
@@ -53,7 +53,7 @@ def test_torchmodel_predicts_without_autograd(tm_dir):
 
 
 def test_torchmodel_weights_only_and_errors(tm_dir, tmp_path, monkeypatch):
-    from kipoi_tanger.kipoi_model import TorchModel
+    from kipoi_tanger.adapter.kipoi_model import TorchModel
     net = load_module(tm_dir, "ProfileNet", seq_len=50)
     torch.save(torch.nn.Linear(2, 2), tmp_path / "whole.pth")   # a pickled module, not a state_dict
     monkeypatch.chdir(tm_dir)
@@ -79,7 +79,7 @@ def test_numpy2_shim_for_kipoi_writer(tmp_path):
     """kipoi's HDF5BatchWriter uses np.string_; the shim scopes the alias to kipoi.writers."""
     import kipoi.writers
     from kipoi.readers import HDF5Reader
-    from kipoi_tanger._compat import _NumpyWithAliases, missing_aliases, patch_kipoi_writers
+    from kipoi_tanger.adapter.compat import _NumpyWithAliases, missing_aliases, patch_kipoi_writers
     assert patch_kipoi_writers()
     if missing_aliases(np):
         assert isinstance(kipoi.writers.np, _NumpyWithAliases)

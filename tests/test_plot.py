@@ -1,4 +1,4 @@
-"""kipoi_tanger.plot: reading results files, logo geometry, PNG/SVG output,
+"""kipoi_tanger.tools.plot: reading results files, logo geometry, PNG/SVG output,
 marginalize plots and the `kipoi-tanger plot` command's errors."""
 import json
 import os
@@ -13,8 +13,8 @@ import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 from kipoi_tanger import cli  # noqa: E402
-from kipoi_tanger.plot import (MIN_GLYPH_FRACTION, Results, ResultsError, _panels, parse_window,  # noqa: E402
-                               plot_attributions, plot_logo, plot_marginalize, select_regions)
+from kipoi_tanger.tools.plot import (MIN_GLYPH_FRACTION, Results, ResultsError, _panels, parse_window,  # noqa: E402
+                                     plot_attributions, plot_logo, plot_marginalize, select_regions)
 from results_files import MOTIF, MOTIF_AT, write_dls, write_marginalize  # noqa: E402
 
 
@@ -279,7 +279,7 @@ def test_cli_errors_one_line_exit_2(dls, tmp_path, capsys, case):
 
 
 def test_standalone_module_entry(dls, tmp_path, capsys):
-    from kipoi_tanger.plot import main
+    from kipoi_tanger.cli import main
     path, _ = dls
     assert main(["plot", "attributions", path, "--regions", "r0", "-o", str(tmp_path), "--format", "png"]) == 0
     assert main(["plot", "attributions", path, "--regions", "nope", "-o", str(tmp_path)]) == 2

@@ -1,4 +1,4 @@
-"""kipoi_tanger.report: one self-contained HTML page per results file; the
+"""kipoi_tanger.tools.report: one self-contained HTML page per results file; the
 real `kipoi-tanger deeplift-shap` output through plot/report/export; the page
 in headless Chromium (slow)."""
 import base64
@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.image as mpimg  # noqa: E402
 
 from kipoi_tanger import cli  # noqa: E402
-from kipoi_tanger.report import build_report, strongest_window, write_report  # noqa: E402
+from kipoi_tanger.tools.report import build_report, strongest_window, write_report  # noqa: E402
 from results_files import MOTIF_AT, write_dls, write_marginalize  # noqa: E402
 
 DATA_PNG = re.compile(r'<img alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')

@@ -1,4 +1,4 @@
-"""kipoi_tanger.runner through the Python API: every op against direct computation,
+"""kipoi_tanger.run.run through the Python API: every op against direct computation,
 streaming/journal behaviour, kill -9 + resume, shards + merge."""
 import os
 import subprocess
@@ -10,12 +10,14 @@ import torch
 from kipoi.readers import HDF5Reader
 
 from kipoi_model_dirs import REPO, dl_args, load_inputs, load_module, make_model_dir, subprocess_env
-from kipoi_tanger import h5io
+from h5compare import file_bytes_equal, same_content
+from kipoi_tanger.run import h5io
 from kipoi_tanger.deep_lift_shap import deep_lift_shap
 from kipoi_tanger.marginalize import marginalize
 from kipoi_tanger.predict import predict
 from kipoi_tanger.product import apply_pairwise, apply_product
-from kipoi_tanger.runner import Journal, RunError, _batches, merge, run
+from kipoi_tanger.adapter.dataloading import batches as _batches
+from kipoi_tanger.run import Journal, RunError, merge, run
 
 N, L = 40, 50
 
@@ -57,7 +59,7 @@ def test_predict_matches_direct_and_kipoi_layout(dirs, tmp_path):
     assert res.n_regions == N and res.n_batches == 1        # grouped: one op call and commit
     res = run("predict", d, str(tmp_path / "g.h5"), dataloader_args=dl_args(d), batch_size=16,
               keep_metadata=True, keep_inputs=True, verbose=False, group_regions=16)
-    assert res.n_batches == 3 and h5io.file_bytes_equal(out, str(tmp_path / "g.h5"))
+    assert res.n_batches == 3 and file_bytes_equal(out, str(tmp_path / "g.h5"))
     net = load_module(d, "TinyCNN", seq_len=L)
     x = _X(d)
     direct = predict(net, x, batch_size=16, device="cpu")
@@ -265,7 +267,7 @@ def test_missing_output_dirs_are_created(dirs, tmp_path):
     out, tsv = str(tmp_path / "new" / "sub" / "p.h5"), str(tmp_path / "other" / "p.tsv")
     run("predict", d, [out, tsv], **kw)
     run("predict", d, str(tmp_path / "flat.h5"), **kw)
-    assert h5io.file_bytes_equal(out, str(tmp_path / "flat.h5")) and os.path.getsize(tsv) > 0
+    assert file_bytes_equal(out, str(tmp_path / "flat.h5")) and os.path.getsize(tsv) > 0
     assert sorted(os.listdir(tmp_path / "new" / "sub")) == ["p.h5"] and os.listdir(tmp_path / "other") == ["p.tsv"]
     with pytest.raises(RunError, match="exists; pass --overwrite"):
         run("predict", d, out, **kw)
@@ -280,7 +282,7 @@ def test_missing_output_dirs_are_created(dirs, tmp_path):
     run("predict", d, s1, shard="1/2", **kw)
     run("predict", d, s2, shard="2/2", **kw)
     merge([s1, s2], merged)
-    assert h5io.file_bytes_equal(merged, str(tmp_path / "flat.h5"))
+    assert file_bytes_equal(merged, str(tmp_path / "flat.h5"))
 
 
 def test_sequence_dataset_attribute(dirs, tmp_path):
@@ -317,7 +319,7 @@ def test_sequence_dataset_attribute(dirs, tmp_path):
     assert h5io.read_attrs(shards[0])["n_regions"] == 0
     merge(shards, str(tmp_path / "merged.h5"))
     run("predict", d, str(tmp_path / "single.h5"), **kw)
-    assert h5io.file_bytes_equal(str(tmp_path / "merged.h5"), str(tmp_path / "single.h5"))
+    assert file_bytes_equal(str(tmp_path / "merged.h5"), str(tmp_path / "single.h5"))
 
 
 def test_parameters_record_what_affects_results(dirs, tmp_path):
@@ -352,7 +354,7 @@ def test_progress_bar_per_batch_and_honest_rate(dirs, tmp_path, monkeypatch):
     import time
 
     import tqdm.auto
-    from kipoi_tanger import runner as runner_mod
+    from kipoi_tanger.ops import base as runner_mod
     seen = {}
 
     class Recording(tqdm.auto.tqdm):
@@ -370,7 +372,7 @@ def test_progress_bar_per_batch_and_honest_rate(dirs, tmp_path, monkeypatch):
             return super().close()
 
     monkeypatch.setattr(tqdm.auto, "tqdm", Recording)
-    call = runner_mod._OpRunner.__call__
+    call = runner_mod.Op.__call__
     first = []
 
     def slow_first(self, items):
@@ -379,7 +381,7 @@ def test_progress_bar_per_batch_and_honest_rate(dirs, tmp_path, monkeypatch):
             time.sleep(0.3)
         return call(self, items)
 
-    monkeypatch.setattr(runner_mod._OpRunner, "__call__", slow_first)
+    monkeypatch.setattr(runner_mod.Op, "__call__", slow_first)
     d = dirs["la"]
     run("predict", d, str(tmp_path / "p.h5"), dataloader_args=dl_args(d), batch_size=4, group_regions=16)
     # group 1 (16 rows) is added at once when the bar appears; then every forward batch of 4
@@ -392,7 +394,7 @@ def test_progress_bar_per_batch_and_honest_rate(dirs, tmp_path, monkeypatch):
 
 
 def _kill_run(out, d, k, op="deeplift-shap", extra=", n_shuffles=2"):
-    code = (f"from kipoi_tanger.runner import run\n"
+    code = (f"from kipoi_tanger.run import run\n"
             f"run({op!r}, {d!r}, {out!r}, dataloader_args={dl_args(d)!r}, batch_size=8,"
             f" keep_metadata=True, verbose=False{extra})\n")
     env = subprocess_env(os.environ["HOME"])
@@ -415,7 +417,7 @@ def test_kill9_resume_predict_groups(dirs, tmp_path):
     assert res.resumed_units == 16 and res.n_batches == 3
     full = str(tmp_path / "full.h5")
     run("predict", d, full, **kw)
-    assert h5io.file_bytes_equal(full, out)
+    assert file_bytes_equal(full, out)
 
 
 def test_kill9_resume_equals_uninterrupted(dirs, tmp_path):
@@ -439,7 +441,7 @@ def test_kill9_resume_equals_uninterrupted(dirs, tmp_path):
     assert seed == meta["random_state"]
     full = str(tmp_path / "full.h5")
     run("deeplift-shap", d, full, n_shuffles=2, random_state=seed, **kw)
-    assert h5io.file_bytes_equal(full, out)
+    assert file_bytes_equal(full, out)
 
 
 @pytest.mark.parametrize("op,kw", [("predict", {}),
@@ -459,8 +461,8 @@ def test_shards_merge_to_single_run(dirs, tmp_path, op, kw):
     assert all(r[0] % 6 == 0 for r in rng)             # block edges on batch edges
     merged = str(tmp_path / "merged.h5")
     merge(shards, merged)
-    assert h5io.same_content(single, merged)
-    assert h5io.file_bytes_equal(single, merged)
+    assert same_content(single, merged)
+    assert file_bytes_equal(single, merged)
     ids = h5io.load(merged)["metadata/ranges/id"]
     assert list(ids) == [f"r{i}" for i in range(N)]
     with pytest.raises(RunError, match="missing 2/3"):
@@ -513,12 +515,12 @@ def test_h5_writer_blocks_and_strings(tmp_path, monkeypatch):
     a, b = str(tmp_path / "a.h5"), str(tmp_path / "b.h5")
     h5io.write_h5(a, specs, n, {"op": "x", "parameters": {"k": 1}}, blocks([n]))
     h5io.write_h5(b, specs, n, {"op": "x", "parameters": {"k": 1}}, blocks([1, 500, 2, 7, 493]))
-    assert h5io.file_bytes_equal(a, b)
+    assert file_bytes_equal(a, b)
     got = h5io.load(a)
     assert np.array_equal(got["x"], rows) and list(got["meta/id"]) == list(ids)
     assert h5io.read_attrs(a)["parameters"] == {"k": 1}
     c = str(tmp_path / "c.h5")
     h5io.write_h5(c, specs, n, {"op": "x", "parameters": {"k": 1}}, h5io.iter_blocks(a, step=77))
-    assert h5io.file_bytes_equal(a, c)
+    assert file_bytes_equal(a, c)
     with pytest.raises(ValueError, match="got 100 rows, expected 1003"):
         h5io.write_h5(str(tmp_path / "d.h5"), specs, n, {}, blocks([100]))

@@ -86,7 +86,7 @@ def test_shard_workflow_equals_a_single_run(tmp_path, tiny_model):
     """N=3 shards + merge give the single-run file: every dataset, metadata order and attribute."""
     r = snakemake("shard.smk", shard_config(tiny_model, tmp_path / "out"), tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    from kipoi_tanger.runner import run
+    from kipoi_tanger.run import run
     threads = torch.get_num_threads()
     torch.set_num_threads(1)   # snakemake runs each job with OMP_NUM_THREADS = its threads (1)
     try:
@@ -201,7 +201,7 @@ def test_composite_workflow_shared_env_end_to_end(tmp_path):
             assert [x.decode() for x in f["metadata/id"][:]] == ids
     assert not (tmp_path / "out" / "envs").exists()
     # the final model equals the merged-dataloader model (scenario 2) on the same regions
-    from kipoi_tanger.runner import run
+    from kipoi_tanger.run import run
     run("predict", os.path.join(COMP, "merged"), [str(tmp_path / "merged.h5")], device="cpu", verbose=False,
         dataloader_args={"features1_file": os.path.join(EX, "features1.tsv"),
                          "features2_file": os.path.join(EX, "features2.tsv")})

@@ -1,4 +1,4 @@
-"""kipoi_tanger.zoo: `kipoi-tanger init` (model_templates/) and `kipoi-tanger test`.
+"""kipoi_tanger.tools.zoo: `kipoi-tanger init` (model_templates/) and `kipoi-tanger test`.
 
 A freshly generated model passes the real `kipoi test` (subprocess, throwaway
 HOME from conftest, run from the directory its expect path is relative to) and
@@ -19,7 +19,7 @@ import pytest
 import torch
 import yaml
 
-from kipoi_tanger import zoo
+from kipoi_tanger.tools import zoo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
@@ -317,7 +317,7 @@ def test_broken_section_cli_exit_1(generated):
 
 def test_stale_expect_file_fails_kipoi_test_and_predict(generated):
     d = _sibling(generated, "reseeded")
-    zoo._run_script(d, "make_weights.py", ["--seed", "1", "--model_dir", d])
+    zoo.run_script(d, "make_weights.py", ["--seed", "1", "--model_dir", d])
     rep = zoo.test(d)
     assert not rep.passed
     st = _statuses(rep)
@@ -357,7 +357,7 @@ def test_test_bad_input(tmp_path, generated):
 
 def test_templates_not_found_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv(zoo.TEMPLATES_ENV, raising=False)
-    monkeypatch.setattr(zoo, "_package_dir", lambda: str(tmp_path / "site" / "kipoi_tanger"))
+    monkeypatch.setattr(zoo.templates, "_package_dir", lambda: str(tmp_path / "site" / "kipoi_tanger"))
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
     with pytest.raises(zoo.ZooError, match=r"model templates not found .*pip install -e \.\) or set "
                                            r"\$KIPOI_TANGER_TEMPLATES"):

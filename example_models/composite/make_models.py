@@ -114,7 +114,7 @@ def make_tables():
 
 def make_prediction_files():
     sys.path.insert(0, REPO)
-    from kipoi_tanger.runner import run
+    from kipoi_tanger.run import run
     rel = os.path.relpath(HERE, REPO)
     ex = os.path.join(rel, "from_predictions", "example_files")
     cwd = os.getcwd()

@@ -3,7 +3,7 @@
     python make_expect.py [--batch_size 32]
 
 Runs Kipoi's own ``kipoi test -o`` pipeline (``pipeline.predict_example``)
-in-process through ``kipoi_tanger.zoo.write_expect`` and replaces
+in-process through ``kipoi_tanger.tools.zoo.write_expect`` and replaces
 test.expect.h5 (Kipoi itself refuses to overwrite). Run it whenever model.py,
 module_kwargs, the weights or the example files change, then commit the file.
 
@@ -21,7 +21,7 @@ def main(argv=None):
     p.add_argument("--batch_size", type=int, default=32, help="batch size (default 32)")
     p.add_argument("--model_dir", default=HERE, help="model dir (default: this script's dir)")
     a = p.parse_args(argv)
-    from kipoi_tanger.zoo import write_expect
+    from kipoi_tanger.tools.zoo import write_expect
     path = write_expect(a.model_dir, batch_size=a.batch_size)
     print("wrote {}".format(path))
     return path

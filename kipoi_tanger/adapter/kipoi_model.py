@@ -74,7 +74,7 @@ class TorchModel(BaseModel):
     def __init__(self, weights, module_class=None, module_kwargs=None, module_obj=None, module_file=None,
                  device="auto", strict=True):
         import torch
-        from ._base import resolve_device
+        from .._base import resolve_device
 
         device = os.environ.get("KIPOI_TANGER_DEVICE") or device
         self.device = resolve_device(None if device in (None, "auto") else device)

@@ -14,12 +14,11 @@ results file has region metadata, ``PREFIX_regions.bed`` with the regions in
 the same order.
 """
 import os
-import sys
 import warnings
 
 import numpy as np
 
-from .plot import Results, ResultsError, standalone_main
+from .results import Results, ResultsError
 
 DEFAULT_WINDOW = 400
 
@@ -105,45 +104,3 @@ def export_modisco(path, prefix, block=1024):
                command=(f"modisco motifs -s {out['ohe']} -a {out['shap']} -n 2000 -w {w} "
                         f"-o {base}modisco_results.h5"))
     return out
-
-
-def configure(p):
-    """Arguments of ``kipoi-tanger export`` (subcommand ``modisco``)."""
-    sub = p.add_subparsers(dest="export_command", metavar="{modisco}")
-    sub.required = True
-    m = sub.add_parser("modisco", help="one-hot sequences + hypothetical attributions for tfmodisco-lite",
-                       description="Write PREFIX_ohe.npz and PREFIX_shap.npz ((N, 4, L) arrays under "
-                                   "'arr_0') for `modisco motifs -s ... -a ...`, and PREFIX_regions.bed.")
-    m.add_argument("h5", metavar="OUT.h5", help="kipoi-tanger deeplift-shap output (with --keep_inputs)")
-    m.add_argument("-o", "--output", required=True, metavar="PREFIX", help="output prefix")
-    m.set_defaults(export_func=run_modisco)
-
-
-def run(args):
-    return args.export_func(args)
-
-
-def register_commands(register):
-    """Add ``export`` to the ``kipoi-tanger`` command registry."""
-    register("export", "export results for other tools (modisco: tfmodisco-lite inputs)", configure, run)
-
-
-def run_modisco(args):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RuntimeWarning)
-        out = export_modisco(args.h5, args.output)
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
-    for key in ("ohe", "shap", "bed"):
-        if out[key]:
-            print(out[key])
-    print(f"# {out['n']} regions of {out['length']} bp; run: {out['command']}")
-    return 0
-
-
-def main(argv=None):
-    return standalone_main(register_commands, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

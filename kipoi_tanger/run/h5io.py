@@ -24,7 +24,6 @@ chunk-aligned blocks. The same rows therefore give the same bytes whether they
 come from one run, a resumed run or merged shards.
 """
 import json
-import os
 
 import numpy as np
 
@@ -251,7 +250,7 @@ def load_sequences(path):
     ``alphabet`` attributes. Files written before ``sequence_dataset`` was
     recorded fall back to ``inputs`` or ``inputs/<sequence_input>``.
     """
-    from .adapter import Layout
+    from ..adapter.layout import Layout
     attrs = read_attrs(path)
     layout = attrs.get("layout")
     if not layout:
@@ -273,34 +272,34 @@ def load_sequences(path):
     return Layout.parse(layout).from_model(x, len(alphabet))
 
 
+def table_columns(flat):
+    """Flat batch arrays → 1-D columns as Kipoi's ``flatten_batch`` names them: an
+    ``(N,)`` array keeps its name, an ``(N, k, ...)`` array becomes ``name/0`` ...
+    ``name/k-1`` (recursively, ``name/i/j`` for 3-D)."""
+    cols = {}
+
+    def add(name, arr):
+        if arr.ndim <= 1:
+            cols[name] = arr
+        else:
+            for i in range(arr.shape[1]):
+                add(f"{name}/{i}", arr[:, i])
+
+    for name, arr in flat.items():
+        add(name, np.asarray(arr))
+    return cols
+
+
 def write_tsv(path, batches):
     """Write flat batches (``{name: array}``) exactly as Kipoi's ``TsvBatchWriter``
     does (flattened ``a/b/0`` columns, sorted), without its pandas-deprecated
     in-place sort."""
     import pandas as pd
-    from kipoi_utils.data_utils import flatten_batch
     first = True
     for flat in batches:
-        df = pd.DataFrame(flatten_batch(unflatten(flat), nested_sep="/"))
+        df = pd.DataFrame(table_columns(flat))
         df = df.sort_index(axis=1)
         df.to_csv(path, sep="\t", index=False, header=first, mode="w" if first else "a")
         first = False
     if first:
         open(path, "w").close()
-
-
-def same_content(path_a, path_b):
-    """True if two HDF5 files hold the same datasets (names, dtypes, values) and attributes."""
-    sa, na = dataset_specs(path_a)
-    sb, nb = dataset_specs(path_b)
-    if sa != sb or na != nb or read_attrs(path_a) != read_attrs(path_b):
-        return False
-    a, b = load(path_a), load(path_b)
-    return all(np.array_equal(a[k], b[k]) for k in a)
-
-
-def file_bytes_equal(path_a, path_b):
-    if os.path.getsize(path_a) != os.path.getsize(path_b):
-        return False
-    with open(path_a, "rb") as fa, open(path_b, "rb") as fb:
-        return fa.read() == fb.read()

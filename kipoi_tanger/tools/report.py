@@ -11,12 +11,11 @@ import base64
 import html
 import io
 import os
-import sys
 
 import numpy as np
 
-from .plot import (Results, ResultsError, _logo_size, marginalize_figure, plot_logo,
-                   select_regions, standalone_main)
+from .plot import logo_size, marginalize_figure, plot_logo, select_regions
+from .results import Results, ResultsError
 
 DEFAULT_TOP = 5
 LOGO_WIDTH = 100     # positions per logo; longer sequences show their strongest window
@@ -157,7 +156,7 @@ def _logos_section(res, top, width, dpi):
     alphabet = res.alphabet if len(res.alphabet) == A else tuple("ACGT"[:A])
     for k, (row, a) in enumerate(zip(rows, attrs)):
         s, e = strongest_window(a, width)
-        fig, ax = plt.subplots(figsize=_logo_size(e - s))
+        fig, ax = plt.subplots(figsize=logo_size(e - s))
         title = res.title(row) + (f" [{s}:{e}]" if (s, e) != (0, L) else "")
         plot_logo(a[:, s:e], ax=ax, start=s, alphabet=alphabet, title=title)
         parts.append(_img(_png(fig, dpi), f"attribution logo of {res.ids[row]}",
@@ -261,32 +260,3 @@ def write_report(path, output, top=DEFAULT_TOP, logo_width=LOGO_WIDTH, dpi=90):
     with open(output, "w", encoding="utf-8") as fh:
         fh.write(page)
     return output
-
-
-def configure(p):
-    """Arguments of ``kipoi-tanger report``."""
-    p.add_argument("h5", metavar="OUT.h5", help="kipoi-tanger output")
-    p.add_argument("-o", "--output", required=True, metavar="report.html")
-    p.add_argument("--top", type=int, default=DEFAULT_TOP, metavar="K",
-                   help=f"logos of the K regions with the largest total |attribution| (default {DEFAULT_TOP})")
-    p.add_argument("--logo-width", type=int, default=LOGO_WIDTH, metavar="BP",
-                   help=f"positions per logo (default {LOGO_WIDTH})")
-
-
-def run(args):
-    print(write_report(args.h5, args.output, top=args.top, logo_width=args.logo_width))
-    return 0
-
-
-def register_commands(register):
-    """Add ``report`` to the ``kipoi-tanger`` command registry."""
-    register("report", "self-contained HTML report of a results file (images embedded, no network)",
-             configure, run)
-
-
-def main(argv=None):
-    return standalone_main(register_commands, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
