@@ -24,6 +24,7 @@ chunk-aligned blocks. The same rows therefore give the same bytes whether they
 come from one run, a resumed run or merged shards.
 """
 import json
+from typing import Dict, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -37,7 +38,7 @@ def _is_str(dtype):
     return dtype.kind in ("U", "S", "O")
 
 
-def flatten(tree, prefix=""):
+def flatten(tree, prefix: str = "") -> Dict[str, np.ndarray]:
     """Nested dicts/lists of arrays → ``{'a/b/0': array}`` (Kipoi's naming)."""
     out = {}
     if isinstance(tree, dict):
@@ -56,7 +57,7 @@ def flatten(tree, prefix=""):
     return out
 
 
-def unflatten(flat):
+def unflatten(flat: Dict[str, np.ndarray]) -> dict:
     """Inverse of :func:`flatten` for dict nesting (list levels stay dicts of '0', '1'...)."""
     out = {}
     for key, v in flat.items():
@@ -68,7 +69,7 @@ def unflatten(flat):
     return out
 
 
-def row_spec(arr):
+def row_spec(arr) -> Tuple[str, Tuple[int, ...]]:
     """``(dtype string, row shape)`` of a batch array; strings become ``'str'``."""
     arr = np.asarray(arr)
     dt = "str" if _is_str(arr.dtype) else arr.dtype.str
@@ -84,26 +85,28 @@ def _pow2_floor(x):
     return 1 << (max(1, int(x)).bit_length() - 1)
 
 
-def block_rows(specs):
+def block_rows(specs: dict) -> int:
     """Rows written per block: a power of two, at most 8192, ~32 MiB over all datasets."""
     total = sum(_row_bytes(dt, row) for dt, row in specs.values()) or 1
     return min(8192, _pow2_floor(BLOCK_BYTES // total))
 
 
-def chunk_rows(dtype, row_shape, n_rows, block):
+def chunk_rows(dtype: str, row_shape: tuple, n_rows: int, block: int) -> int:
     """Rows per HDF5 chunk: a power of two of about 1 MiB that divides ``block``
     (so block writes are chunk-aligned), at most ``n_rows``."""
     c = min(block, MAX_CHUNK_ROWS, _pow2_floor(CHUNK_BYTES // _row_bytes(dtype, row_shape)))
     return int(max(1, min(c, n_rows)))
 
 
-def encode_attr(key, value):
+def encode_attr(key: str, value):
+    """An attribute value as stored: JSON for the keys in :data:`JSON_ATTRS` and for containers."""
     if key in JSON_ATTRS or isinstance(value, (dict, list, tuple)) or value is None:
         return json.dumps(value, sort_keys=True, default=str)
     return value
 
 
-def decode_attr(key, value):
+def decode_attr(key: str, value):
+    """Inverse of :func:`encode_attr` (bytes and numpy scalars become Python values)."""
     if isinstance(value, bytes):
         value = value.decode()
     if isinstance(value, np.generic):
@@ -116,7 +119,8 @@ def decode_attr(key, value):
     return value
 
 
-def write_h5(path, specs, n_rows, attrs, blocks, compression="gzip"):
+def write_h5(path: str, specs: dict, n_rows: int, attrs: dict, blocks: Iterable[dict],
+             compression: Optional[str] = "gzip") -> None:
     """Write a complete HDF5 file in one pass.
 
     Parameters
@@ -192,14 +196,14 @@ def write_h5(path, specs, n_rows, attrs, blocks, compression="gzip"):
             raise ValueError(f"got {pos} rows, expected {n_rows}")
 
 
-def read_attrs(path):
+def read_attrs(path: str) -> dict:
     """Root attributes of a kipoi_tanger HDF5 file, JSON fields decoded."""
     import h5py
     with h5py.File(path, "r") as f:
         return {k: decode_attr(k, v) for k, v in f.attrs.items()}
 
 
-def dataset_specs(path):
+def dataset_specs(path: str) -> Tuple[dict, int]:
     """``{name: (dtype string, row shape)}`` and the row count of an HDF5 file."""
     import h5py
     specs, n = {}, None
@@ -216,7 +220,7 @@ def dataset_specs(path):
     return specs, (n or 0)
 
 
-def iter_blocks(path, step=None):
+def iter_blocks(path: str, step: Optional[int] = None) -> Iterator[Dict[str, np.ndarray]]:
     """Yield ``{name: rows}`` for all datasets of a file, ``step`` rows at a time."""
     import h5py
     specs, n = dataset_specs(path)
@@ -228,7 +232,7 @@ def iter_blocks(path, step=None):
                    for k in specs}
 
 
-def load(path, names=None):
+def load(path: str, names: Optional[Iterable[str]] = None) -> Dict[str, np.ndarray]:
     """Load datasets into memory as ``{name: ndarray}`` (strings as ``str``)."""
     import h5py
     out = {}
@@ -242,7 +246,7 @@ def load(path, names=None):
     return out
 
 
-def load_sequences(path):
+def load_sequences(path: str):
     """The sequence input of a file (``--keep_inputs``) as canonical ``(N, A, L)`` one-hot.
 
     Reads the dataset named by the ``sequence_dataset`` attribute (e.g.
@@ -272,7 +276,7 @@ def load_sequences(path):
     return Layout.parse(layout).from_model(x, len(alphabet))
 
 
-def table_columns(flat):
+def table_columns(flat: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     """Flat batch arrays → 1-D columns as Kipoi's ``flatten_batch`` names them: an
     ``(N,)`` array keeps its name, an ``(N, k, ...)`` array becomes ``name/0`` ...
     ``name/k-1`` (recursively, ``name/i/j`` for 3-D)."""
@@ -290,7 +294,7 @@ def table_columns(flat):
     return cols
 
 
-def write_tsv(path, batches):
+def write_tsv(path: str, batches: Iterable[Dict[str, np.ndarray]]) -> None:
     """Write flat batches (``{name: array}``) exactly as Kipoi's ``TsvBatchWriter``
     does (flattened ``a/b/0`` columns, sorted), without its pandas-deprecated
     in-place sort."""

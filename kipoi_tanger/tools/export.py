@@ -23,14 +23,14 @@ from .results import Results, ResultsError
 DEFAULT_WINDOW = 400
 
 
-def modisco_window(length, window=DEFAULT_WINDOW):
+def modisco_window(length: int, window: int = DEFAULT_WINDOW) -> int:
     """The largest valid ``modisco motifs -w`` for sequences of ``length``:
     even and at most ``length`` (modisco cuts ``W//2`` either side of ``L//2``)."""
     w = min(int(window), int(length))
     return w - (w % 2)
 
 
-def export_modisco(path, prefix, block=1024):
+def export_modisco(path: str, prefix: str, block: int = 1024) -> dict:
     """Write tfmodisco-lite inputs from a deeplift-shap results file.
 
     Parameters

@@ -9,6 +9,7 @@ glyphs on matplotlib (Agg, no display). ``kipoi-tanger plot ...`` (see
 """
 import os
 import re
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -28,7 +29,7 @@ MIN_GLYPH_FRACTION = 1e-3
 # ---------------------------------------------------------------------------
 # logos
 
-def parse_window(window, length):
+def parse_window(window: Optional[str], length: int) -> Tuple[int, int]:
     """``'START:END'`` (either may be empty) → ``(start, end)`` within ``[0, length]``."""
     if window is None:
         return 0, length
@@ -53,7 +54,8 @@ def _colors(alphabet):
         return get_color_dict("dimgray", "".join(alphabet))
 
 
-def plot_logo(attr, ax=None, start=0, alphabet=DNA, title=None, ylabel="attribution"):
+def plot_logo(attr: np.ndarray, ax=None, start: int = 0, alphabet: Sequence[str] = DNA, title: Optional[str] = None,
+              ylabel: str = "attribution"):
     """Draw one attribution logo: letter heights = scores, positive up,
     negative down (flipped), stacked big-on-top like logomaker's ``Logo``.
 
@@ -114,7 +116,8 @@ def plot_logo(attr, ax=None, start=0, alphabet=DNA, title=None, ylabel="attribut
     return ax
 
 
-def logo_size(L):
+def logo_size(L: int) -> Tuple[float, float]:
+    """Figure size (inches) of a logo of ``L`` positions."""
     return (float(np.clip(1.5 + 0.12 * L, 6, 50)), 2.4)
 
 
@@ -142,7 +145,7 @@ def _check_formats(formats):
     return formats
 
 
-def select_regions(res, regions=None, top=None):
+def select_regions(res: Results, regions: Optional[Sequence[str]] = None, top: Optional[int] = None) -> List[int]:
     """Rows to plot: the given region ids, else the ``top`` regions by total
     ``|attribution|`` (default 10), best first."""
     if regions:
@@ -154,7 +157,8 @@ def select_regions(res, regions=None, top=None):
     return [int(i) for i in np.argsort(-scores, kind="stable")[:top]]
 
 
-def plot_attributions(path, out_dir, regions=None, top=None, window=None, formats=FORMATS, dpi=100):
+def plot_attributions(path: str, out_dir: str, regions: Optional[Sequence[str]] = None, top: Optional[int] = None,
+                      window: Optional[str] = None, formats: Sequence[str] = FORMATS, dpi: int = 100) -> List[str]:
     """Write one logo per selected region of a deeplift-shap results file.
 
     Parameters
@@ -231,7 +235,7 @@ def _panels(before, after):
     return out
 
 
-def marginalize_figure(before, after, title="", quantity="prediction"):
+def marginalize_figure(before: np.ndarray, after: np.ndarray, title: str = "", quantity: str = "prediction"):
     """Overlaid before/after histograms, one panel per column (at most
     ``MAX_PANELS``); returns the matplotlib figure."""
     import matplotlib.pyplot as plt
@@ -262,7 +266,7 @@ def marginalize_figure(before, after, title="", quantity="prediction"):
     return fig
 
 
-def plot_marginalize(path, out_dir, formats=FORMATS, dpi=100):
+def plot_marginalize(path: str, out_dir: str, formats: Sequence[str] = FORMATS, dpi: int = 100) -> List[str]:
     """Write before/after distribution plots of a marginalize results file,
     one figure per output (``marginalize[_<output>].png/.svg``).
 

@@ -11,6 +11,7 @@ import base64
 import html
 import io
 import os
+from typing import Tuple
 
 import numpy as np
 
@@ -76,7 +77,7 @@ def _img(uri, alt, caption=None):
     return f'<figure><img alt="{_e(alt)}" src="{uri}">{cap}</figure>'
 
 
-def strongest_window(attr, width):
+def strongest_window(attr: np.ndarray, width: int) -> Tuple[int, int]:
     """``(start, end)`` of the ``width``-position window with the largest
     total ``|attr|`` (``attr``: ``(A, L)``); the whole sequence if shorter."""
     L = attr.shape[-1]
@@ -204,7 +205,7 @@ def _preds_section(res):
                                            num_cols=(2, 3, 4, 5))]
 
 
-def build_report(path, top=DEFAULT_TOP, logo_width=LOGO_WIDTH, dpi=90):
+def build_report(path: str, top: int = DEFAULT_TOP, logo_width: int = LOGO_WIDTH, dpi: int = 90) -> str:
     """The report of a results file as an HTML string (see :func:`write_report`)."""
     import matplotlib
     if not os.environ.get("MPLBACKEND"):
@@ -232,7 +233,7 @@ def build_report(path, top=DEFAULT_TOP, logo_width=LOGO_WIDTH, dpi=90):
             + "\n".join(p for p in body if p) + "\n</body></html>\n")
 
 
-def write_report(path, output, top=DEFAULT_TOP, logo_width=LOGO_WIDTH, dpi=90):
+def write_report(path: str, output: str, top: int = DEFAULT_TOP, logo_width: int = LOGO_WIDTH, dpi: int = 90) -> str:
     """Write a self-contained HTML report of a ``kipoi-tanger`` results file.
 
     Parameters
