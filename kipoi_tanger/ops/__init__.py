@@ -13,12 +13,12 @@ from .base import Op, OpError, Param, RunContext
 
 __all__ = ["REGISTRY", "Op", "OpError", "Param", "RunContext", "get", "names", "build", "classes"]
 
-#: op name -> "module:Class" under kipoi_tanger.ops
+#: op name -> "module:Class" (".module" under kipoi_tanger.ops, or an absolute module path)
 REGISTRY: Dict[str, str] = {
-    "predict": "predict:Predict",
-    "deeplift-shap": "deeplift_shap:DeepLiftShap",
-    "marginalize": "marginalize:Marginalize",
-    "product": "product:Product",
+    "predict": ".predict:Predict",
+    "deeplift-shap": ".deeplift_shap:DeepLiftShap",
+    "marginalize": ".marginalize:Marginalize",
+    "product": ".product:Product",
 }
 
 
@@ -33,7 +33,7 @@ def get(name: str) -> Type[Op]:
         from ..adapter.errors import suggest
         raise OpError(f"unknown op {name!r}{suggest(name, REGISTRY)}; expected one of {', '.join(REGISTRY)}")
     module, cls = REGISTRY[name].split(":")
-    op = getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+    op = getattr(importlib.import_module(module, package=__name__), cls)
     if op.name != name:
         raise RuntimeError(f"ops registry: {name!r} points at {REGISTRY[name]}, whose name is {op.name!r}")
     return op

@@ -335,8 +335,9 @@ def _execute(tgt, op, params, outputs, journal, dl_kwargs, shard, opts, switches
 
     if groupable:
         ctx.on_forward = forwarded
+    groups = grouped(it, limit, GROUP_BYTES)
     try:
-        for batch, units in grouped(it, limit, GROUP_BYTES):
+        for batch, units in groups:
             rows = n_rows(batch)
             group.update(rows=rows, forwarded=0, shown=0)
             flat = op(source.items(batch))
@@ -355,6 +356,9 @@ def _execute(tgt, op, params, outputs, journal, dl_kwargs, shard, opts, switches
                 os.kill(os.getpid(), signal.SIGKILL)
     finally:
         progress.close()
+        groups.close()      # stops the loading thread at once when the loop ends early
+        if hasattr(it, "close"):
+            it.close()
 
     rows_total = journal.rows
     if rows_total == 0 and shard is None:
