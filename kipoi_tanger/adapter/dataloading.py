@@ -13,11 +13,11 @@ batch while the current one is computed.
 """
 import queue
 import threading
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Optional, Protocol, Tuple
 
 from .errors import AdapterError
 
-__all__ = ["DataloaderSource", "iteration_mode", "batches", "n_rows", "slice_batch", "grouped", "prefetch",
+__all__ = ["BatchSource", "DataloaderSource", "iteration_mode", "batches", "n_rows", "slice_batch", "grouped", "prefetch",
            "concat_batches", "first_batch"]
 
 Batch = dict
@@ -173,6 +173,27 @@ def grouped(it: Iterator[Tuple[Batch, int]], limit: int, max_bytes: int) -> Iter
             group, units, rows, size = [], 0, 0, 0
     if group:
         yield concat_batches(group), units
+
+
+class BatchSource(Protocol):
+    """What the run loop needs from the regions of a run (an op may bring its own, see
+    :meth:`kipoi_tanger.ops.base.Op.batch_source`; :class:`DataloaderSource` is the default).
+
+    Batches are Kipoi-shaped dicts: ``{"inputs": ..., "metadata": ...}``; ``inputs`` and
+    ``metadata`` are written with ``--keep_inputs``/``--keep_metadata``.
+    """
+    units_total: Optional[int]   # None: no random access (no shards, resume skips rows)
+    unit: str                    # progress bar unit
+    fixed_batches: bool          # every batch but the last has batch_size rows (batches may be grouped)
+
+    def no_random_access(self) -> Optional[str]: ...
+
+    def shard_step(self, batch_size: int) -> int: ...
+
+    def items(self, batch: Batch) -> dict: ...
+
+    def batches(self, batch_size: int, num_workers: int, start: int, stop: Optional[int]
+                ) -> Iterator[Tuple[Batch, int]]: ...
 
 
 class DataloaderSource:

@@ -402,7 +402,7 @@ class Op:
 
     def batch_source(self, target, dataloader_args: dict):
         """Where the regions come from: the model's dataloader unless an op brings its own
-        (an object like :class:`~kipoi_tanger.adapter.dataloading.DataloaderSource`)."""
+        (a :class:`~kipoi_tanger.adapter.dataloading.BatchSource`)."""
         from ..adapter.dataloading import DataloaderSource
         return DataloaderSource(target, dataloader_args)
 
