@@ -511,8 +511,8 @@ def test_bad_input():
         deep_lift_shap(model, X, n_shuffles=0, device='cpu')
     with pytest.raises(ValueError, match='batch_size'):
         deep_lift_shap(model, X, references=refs, batch_size=0, device='cpu')
-    with pytest.raises(ValueError, match=r'args\[0\]'):
-        deep_lift_shap(model, X, args=(torch.zeros(3, 1),), references=refs, device='cpu')
+    with pytest.raises(ValueError, match=r'args\[0\]'):  # fewer rows than X (more: first N used)
+        deep_lift_shap(model, X, args=(torch.zeros(1, 1),), references=refs, device='cpu')
     with pytest.raises(TypeError, match='additional_nonlinear_ops'):
         deep_lift_shap(model, X, references=refs, device='cpu', additional_nonlinear_ops={'ReLU': 1})
     # N columns are allowed in references (only X must be fully one-hot).
