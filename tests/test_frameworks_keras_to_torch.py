@@ -244,7 +244,18 @@ def test_check_conversion_shape_and_nonfinite(keras):
     class NaN(nn.Module):
         def forward(self, x):
             return net(x) * float("nan")
-    assert not check_conversion(model, NaN(), one_hot(2, 20)).ok
+    assert np.isinf(check_conversion(model, NaN(), one_hot(2, 20)).max_abs_diff)
+
+    # a Keras model that returns NaN everywhere: matching NaNs vouch for nothing
+    La = keras.layers
+    broken = keras.Sequential([keras.Input((10, 4)), La.BatchNormalization(name="bn"), La.Dense(2)])
+    w = broken.get_layer("bn").get_weights()
+    w[3][:] = -1.0                                            # negative moving variance
+    broken.get_layer("bn").set_weights(w)
+    check = check_conversion(broken, keras_to_torch(broken), one_hot(2, 10))
+    assert not check.ok and np.isnan(check.max_abs_diff)
+    with pytest.raises(ConversionMismatchError, match="no finite output"):
+        keras_to_torch(broken, one_hot(2, 10))
 
 
 # -- the same network by hand in torch ----------------------------------------------------------

@@ -13,7 +13,10 @@ between several calls) and builds a :class:`KerasGraph` module that:
   ``nn.Softmax``, ``nn.MaxPool1d`` fed in ``(N, C, L)``...), so DeepLIFT's
   rules reach them; reshapes, transposes, padding, sums and concatenations
   are linear and stay functional;
-* is in eval mode, float32, on the CPU.
+* is in eval mode, float32, on the CPU, and computes Keras' inference
+  function whatever its train/eval flag (Dropout is dropped, BatchNormalization
+  uses the moving statistics): it is for predictions and attributions, not
+  for training.
 
 Converted layers: InputLayer, Conv1D (valid/same/causal padding, strides,
 dilation, groups), MaxPooling1D, AveragePooling1D, GlobalMaxPooling1D,
@@ -29,6 +32,7 @@ above float tolerance (:func:`check_conversion`).
 
 Only the Keras model object is touched; TensorFlow is never imported here.
 """
+import math
 import re
 from typing import NamedTuple
 
@@ -60,6 +64,9 @@ class ConversionCheck(NamedTuple):
     ``scale``: the largest ``max|keras|`` over outputs; ``tolerance``: the
     allowed ``max|torch - keras|`` of the worst output (``atol + rtol * its scale``);
     ``ok``: every output within its tolerance; ``n_examples``: batch size.
+    Non-finite outputs must sit where Keras' are and be the same values
+    (``max_abs_diff`` inf otherwise); an output with no finite value at all
+    vouches for nothing (``max_abs_diff`` nan, ``ok`` False).
     """
     max_abs_diff: float
     max_rel_diff: float
@@ -176,7 +183,8 @@ def _batchnorm(layer, in_shapes, errors):
     mean = get(layer.moving_mean, 0.0)
     var = get(layer.moving_variance, 1.0)
     # TensorFlow's inference form, in float32: x * inv + (beta - mean * inv).
-    inv = (gamma / np.sqrt(var + np.float32(layer.epsilon))).astype(np.float32)
+    with np.errstate(invalid="ignore"):                 # a negative variance gives NaN, as in Keras
+        inv = (gamma / np.sqrt(var + np.float32(layer.epsilon))).astype(np.float32)
     shift = (beta - mean * inv).astype(np.float32)
     return _Affine(_f32(inv).reshape(shape), _f32(shift).reshape(shape))
 
@@ -389,6 +397,8 @@ def check_conversion(keras_model, module: nn.Module, X, rtol: float = 1e-5,
         if not np.array_equal(np.isfinite(a), finite) or not np.array_equal(a[~finite], b[~finite],
                                                                                  equal_nan=True):
             return ConversionCheck(float("inf"), float("inf"), float("nan"), atol, False, n)
+        if b.size and not finite.any():
+            return ConversionCheck(float("nan"), float("nan"), float("nan"), atol, False, n)
         a, b = a[finite], b[finite]
         diff = float(np.abs(a - b).max()) if a.size else 0.0
         scale = float(np.abs(b).max()) if b.size else 0.0
@@ -438,8 +448,13 @@ def keras_to_torch(keras_model, X=None, *, rtol: float = 1e-5, atol: float = 1e-
         check = check_conversion(keras_model, module, X, rtol=rtol, atol=atol)
         module.conversion_check = check
         if not check.ok:
+            what = (f"max |diff| {check.max_abs_diff:.3g} > tolerance {check.tolerance:.3g} "
+                    f"(max |y| {check.scale:.3g})")
+            if math.isnan(check.max_abs_diff):
+                what = "the Keras model returns no finite output to compare with"
+            elif math.isinf(check.max_abs_diff):
+                what = "their non-finite outputs (NaN/inf) differ"
             raise ConversionMismatchError(
                 f"converted Keras model {keras_model.name!r} differs from the Keras model on {check.n_examples} "
-                f"examples: max |diff| {check.max_abs_diff:.3g} > tolerance {check.tolerance:.3g} "
-                f"(max |y| {check.scale:.3g}); refusing the conversion")
+                f"examples: {what}; refusing the conversion")
     return module
