@@ -231,3 +231,20 @@ def test_custom_model_class(dirs):
     w = np.lib.stride_tricks.sliding_window_view(X.astype(np.float64), (8, 4), axis=(1, 2))[:, :, 0]
     best = np.maximum(np.einsum("nlka,ka->nl", w, fwd).max(1), np.einsum("nlka,ka->nl", w, rev).max(1))
     np.testing.assert_allclose(y[:, 0], best, rtol=1e-5, atol=1e-5)
+
+
+def test_framework_error_names_the_pip_package(dirs, monkeypatch):
+    """A `type: sklearn` model without scikit-learn: the ImportError becomes one line naming the package."""
+    import kipoi
+    from kipoi_tanger.frameworks import framework_error
+    for mod in [m for m in sys.modules if m == "sklearn" or m.startswith("sklearn.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    with pytest.raises(ImportError) as e:
+        kipoi.get_model(dirs["sklearn"], source="dir", with_dataloader=False)
+    err = framework_error(e.value, "sklearn model")
+    assert str(err) == "sklearn model: Python module 'sklearn' is not installed; pip install scikit-learn"
+    assert err.package == "scikit-learn"
+    assert framework_error(ImportError("no name")) is None
+    same = FrameworkNotInstalled("x", "tf-keras")
+    assert framework_error(same) is same

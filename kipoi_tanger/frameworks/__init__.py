@@ -27,4 +27,38 @@ class FrameworkNotInstalled(ImportError):
         self.package = package
 
 
-__all__ = ["FrameworkNotInstalled"]
+# Python module -> the pip package that provides it, for the frameworks Kipoi models use.
+PIP_PACKAGES = {
+    "tf_keras": "tf-keras", "tensorflow": "tensorflow-cpu", "keras": "tf-keras", "sklearn": "scikit-learn",
+    "joblib": "joblib", "torch": "torch", "kipoiseq": "kipoiseq", "xgboost": "xgboost", "lightgbm": "lightgbm",
+}
+
+
+def framework_error(exc: ImportError, what: str = "model"):
+    """The one-line :class:`FrameworkNotInstalled` for an ImportError raised while loading a model.
+
+    Parameters
+    ----------
+    exc : ImportError
+        E.g. ``ModuleNotFoundError: No module named 'sklearn'`` from unpickling a
+        ``type: sklearn`` model, or :class:`FrameworkNotInstalled` itself
+        (returned unchanged).
+    what : str
+        How to name the model in the message (e.g. ``"sklearn model"``).
+
+    Returns
+    -------
+    FrameworkNotInstalled or None
+        None when the missing module is not known (``exc.name`` unset).
+    """
+    if isinstance(exc, FrameworkNotInstalled):
+        return exc
+    name = (getattr(exc, "name", None) or "").split(".")[0]
+    if not name:
+        return None
+    package = PIP_PACKAGES.get(name, name)
+    return FrameworkNotInstalled(f"{what}: Python module {name!r} is not installed; pip install {package}",
+                                 package)
+
+
+__all__ = ["FrameworkNotInstalled", "framework_error", "PIP_PACKAGES"]
