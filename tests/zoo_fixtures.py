@@ -10,8 +10,9 @@ our own, drawn from seeded numpy generators so every dir is the same on every ma
   written in the Keras 2.0 layout of the zoo's files (``config`` is a list of layers, no
   ``module``/``build_config`` keys). ``lambda_layer=True`` adds a reverse-complement Lambda
   (using ``tf`` from the custom objects) whose two strands share the convolution.
-* ``make_pwm_dir``: pwm_HOCOMOCO-shaped: only ``weights: model.h5`` (a whole-model HDF5), schema
-  ``(None, 4)`` (any length) -> ``pwm_match (1,)``: best log-odds match of a PWM on either strand.
+* ``make_pwm_dir``: pwm_HOCOMOCO-shaped: only ``weights: model.h5`` (a whole-model HDF5 whose
+  ``model_config`` is in the Keras 2.0 layout too), schema ``(None, 4)`` (any length) ->
+  ``pwm_match (1,)``: best log-odds match of a PWM on either strand.
 * ``make_sklearn_dir``: ``type: sklearn``, ``args: {pkl_file, predict_method: predict_proba}``,
   a logistic regression on normalised 3-mer counts, fitted on simulated GATA / no-GATA sequences;
   a model-local dataloader computes the k-mers from BED + FASTA.
@@ -77,7 +78,10 @@ def legacy_json(model):
             return [strip(v) for v in o]
         return o
     cfg = strip(json.loads(model.to_json()))
-    layers = [layer for layer in cfg["config"]["layers"] if layer["class_name"] != "InputLayer"]
+    layers = cfg["config"]["layers"]
+    if layers[0]["class_name"] == "InputLayer":       # Keras 2.0 kept the input shape on the first layer
+        layers[1]["config"]["batch_input_shape"] = layers[0]["config"]["batch_input_shape"]
+        layers = layers[1:]
     for layer in layers:
         if "kernel_initializer" in layer["config"]:
             layer["config"]["kernel_initializer"] = {
@@ -159,9 +163,15 @@ def make_pwm_dir(root, keras, name="pwm_like", L=60):
     import warnings
     d = os.path.join(str(root), name)
     os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "model.h5")
+    model = pwm_keras(keras)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)       # "HDF5 is legacy": it is the zoo's format
-        pwm_keras(keras).save(os.path.join(d, "model.h5"))
+        model.save(path)
+    import h5py
+    with h5py.File(path, "r+") as f:                       # as Keras 2.1 wrote it (the zoo's pwm files)
+        f.attrs["model_config"] = legacy_json(model).encode("utf8")
+        f.attrs["keras_version"] = b"2.1.2"
     _example_files(d, L)
     _write_yaml(os.path.join(d, "model.yaml"), {
         "type": "keras",
