@@ -269,6 +269,17 @@ class Session:
 
     def _make_hook(self, name, rule):
         def hook(module, inputs, output):
+            try:
+                return paired(module, inputs, output)
+            except PairingError:
+                raise
+            except ValueError as e:  # a rule's own refusal (e.g. softmax over the batch axis)
+                if str(e).startswith(self.caller):
+                    raise
+                raise ValueError(f"{self.caller}: module '{name or '<model>'}' ({type(module).__name__}): "
+                                 f"{e}") from None
+
+        def paired(module, inputs, output):
             mode = self.mode
             if mode is None:
                 return None

@@ -595,7 +595,7 @@ def explain_check(model: torch.nn.Module, X: torch.Tensor, args: Optional[Sequen
     if isinstance(K, numbers.Integral) and not isinstance(K, bool) and K >= 1:
         n_ex = min(X.shape[0], -(-check_batch_size(batch_size) // int(K)))
     sub = lambda t: t[:n_ex] if isinstance(t, torch.Tensor) and t.ndim and t.shape[0] == X.shape[0] else t  # noqa: E731
-    args_sub = check_args(X, args)
+    args_sub = check_args(X, args, surplus_rows=True)
     args_sub = tuple(sub(a) for a in args_sub) if args_sub else None
     _, _, deltas, diffs, plan = _attribute(
         model, X[:n_ex], args_sub, target, batch_size, sub(references), n_shuffles, False, False,
