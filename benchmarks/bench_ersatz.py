@@ -2,15 +2,18 @@
 
 1. Speed: 1000 x 2114 bp x 20 shuffles, int8 -> int8 and float32 -> float32,
    for tangermeme (numba kernel, warmed up first so its compile is not timed),
-   kipoi_tanger's pure numpy walk, and kipoi_tanger with its optional compiled
-   walk (when numba is importable; same shuffles). Runs are interleaved; the
-   minimum of the repeats is reported (background load hits all alike), with
-   process CPU time next to wall time.
+   kipoi_tanger's default compiled walk (numba) and its numpy fallback (same
+   shuffles). Runs are interleaved; the minimum of the repeats is reported
+   (background load hits all alike), with process CPU time next to wall time.
 2. Small calls as deep_lift_shap makes them: 32 x 2114 bp, n=1, one seed per row.
 3. Peak memory, each case in a fresh subprocess: peak RSS above the baseline
    taken after a warm-up call (sampled from /proc every millisecond, and
    ru_maxrss as a cross-check), against the size of the output tensor.
 4. Uniformity: distinct shuffles of ACCCACGATGATG in 2000 draws (27 exist).
+5. Cold start, as a CLI run pays it: the first call in a fresh process with an
+   empty numba cache (NUMBA_CACHE_DIR: compile) and again with that cache
+   filled (load), for kipoi_tanger and tangermeme (imports not counted).
+6. local_dinucleotide_shuffle (200 x 2114 bp, 20 shuffles, 512-bp bins).
 
 Before timing, 3 GiB is touched once and freed: on a VM the first touch of
 guest memory can cost seconds per GiB (host faults), which would land on
@@ -175,6 +178,70 @@ def uniformity(draws=2000):
     return {'sequence': 'ACCCACGATGATG', 'possible': 27, 'draws': draws, 'results': out}
 
 
+_COLD = r"""
+import json, sys, time
+import torch
+from kipoi_tanger.utils import random_one_hot
+t0 = time.perf_counter()
+import numba  # both import it; timed apart so the first call is compile/load only
+import_numba = time.perf_counter() - t0
+X = random_one_hot((32, 4, 2114), random_state=0)
+if sys.argv[1] == 'tangermeme':
+    from tangermeme.ersatz import dinucleotide_shuffle
+else:
+    from kipoi_tanger.ersatz import dinucleotide_shuffle
+t0 = time.perf_counter()
+dinucleotide_shuffle(X, n=1, random_state=0)
+first = time.perf_counter() - t0
+t0 = time.perf_counter()
+dinucleotide_shuffle(X, n=1, random_state=1)
+print(json.dumps({'import_numba_s': import_numba, 'first_call_s': first,
+                  'second_call_s': time.perf_counter() - t0}))
+"""
+
+
+def cold_start():
+    """First call in a fresh process: empty numba cache (compile), then filled (load)."""
+    import tempfile
+    out = {}
+    for impl in ('kipoi_tanger', 'tangermeme'):
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+            runs = []
+            for _ in range(2):  # compile, then load from the cache
+                res = subprocess.check_output([sys.executable, '-c', _COLD, impl], env=env,
+                                              text=True, cwd=os.path.join(HERE, '..'))
+                runs.append(json.loads(res.strip().splitlines()[-1]))
+        out[impl] = {'empty_cache': runs[0], 'filled_cache': runs[1]}
+    return {'shape': [32, 4, 2114], 'n_shuffles': 1, 'results': out}
+
+
+def local_shuffle(n_seq, repeats):
+    import torch
+    from tangermeme.ersatz import local_dinucleotide_shuffle as tm_local
+    from kipoi_tanger.ersatz import local_dinucleotide_shuffle
+    from kipoi_tanger.utils import random_one_hot
+    X = random_one_hot((n_seq, 4, 2114), random_state=2)
+    impls = {'tangermeme': tm_local, 'kipoi_tanger': local_dinucleotide_shuffle}
+    times = {k: [] for k in impls}
+    import warnings
+    for _ in range(repeats):
+        for name, f in impls.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                f(X[:4], n=2, bin_size=512, min_bin_size=256, random_state=0)
+                t0 = time.perf_counter()
+                Y = f(X, n=20, bin_size=512, min_bin_size=256, random_state=0)
+                times[name].append(time.perf_counter() - t0)
+            assert Y.shape == (n_seq, 20, 4, 2114)
+            check_shuffles(X, Y)  # bins keep ends and dinucleotides: so does the sequence
+            del Y
+    best = {k: min(v) for k, v in times.items()}
+    return {'shape': [n_seq, 4, 2114], 'n_shuffles': 20, 'bin_size': 512, 'min_bin_size': 256,
+            'seconds_min': best, 'seconds_all': times,
+            'speedup_vs_tangermeme': best['tangermeme'] / best['kipoi_tanger']}
+
+
 def main():
     if '--memory-worker' in sys.argv:
         i = sys.argv.index('--memory-worker')
@@ -197,7 +264,10 @@ def main():
         'small_calls': small_calls(repeats=3 if quick else 5),
         'memory': memory(n_seq, 2114, 20),
         'uniformity': uniformity(),
+        'cold_start': cold_start(),
+        'local_dinucleotide_shuffle': local_shuffle(50 if quick else 200, 2 if quick else 3),
     }
+    result['speed']['default'] = 'kipoi_tanger_numba'  # the numpy walk is the fallback
     result['machine']['load_average_at_end'] = os.getloadavg()
     os.makedirs(os.path.join(HERE, 'results'), exist_ok=True)
     path = os.path.join(HERE, 'results', 'ersatz.json')
@@ -220,6 +290,14 @@ def main():
     u = result['uniformity']
     print(f"uniformity {u['sequence']} ({u['possible']} possible, {u['draws']} draws): " + ', '.join(
         f"{k} {v['distinct']} distinct" for k, v in u['results'].items()))
+    for impl, c in result['cold_start']['results'].items():
+        print(f"cold start {impl:12s}: first call {c['empty_cache']['first_call_s']:.2f}s with an "
+              f"empty numba cache, {c['filled_cache']['first_call_s']:.2f}s with it filled "
+              f"(then {c['filled_cache']['second_call_s'] * 1e3:.0f} ms a call)")
+    ls = result['local_dinucleotide_shuffle']
+    print(f"local_dinucleotide_shuffle {ls['shape'][0]}x2114x20: " + ', '.join(
+        f"{k} {v:.2f}s" for k, v in ls['seconds_min'].items())
+        + f"; speed-up {ls['speedup_vs_tangermeme']:.1f}x")
     print("wrote", path)
 
 

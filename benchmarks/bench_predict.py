@@ -7,6 +7,10 @@
 2. apply_product(predict) peak memory as the product grows 10× and 100×, each
    case in a fresh subprocess (peak RSS above the post-warm-up baseline, minus
    the output tensor), for kipoi_tanger and tangermeme.
+3. The perturbation ops with the default predict on the SmallCNN (200 bp):
+   marginalize_annotations, ablate_annotations, space (kipoi_tanger shares
+   forward passes between annotations/spacings, tangermeme calls predict for
+   each) and ablate, against tangermeme 1.6.0, results checked to agree.
 
 Usage: python benchmarks/bench_predict.py [--quick]
 Writes benchmarks/results/predict.json.
@@ -125,6 +129,67 @@ def product_memory(quick):
             'cases': rows}
 
 
+def perturbation_ops(quick):
+    import warnings
+    import torch
+    from architectures import SmallCNN
+    from kipoi_tanger.ablate import ablate, ablate_annotations
+    from kipoi_tanger.marginalize import marginalize_annotations
+    from kipoi_tanger.space import space
+    from kipoi_tanger.utils import random_one_hot
+    from tangermeme.ablate import ablate as tm_ablate
+    from tangermeme.ablate import ablate_annotations as tm_ablate_annotations
+    from tangermeme.marginalize import marginalize_annotations as tm_marginalize_annotations
+    from tangermeme.space import space as tm_space
+
+    torch.manual_seed(0)
+    model = SmallCNN().eval()
+    n_ann = 50 if quick else 200
+    X = random_one_hot((50, 4, 200), random_state=0).float()
+    X0 = random_one_hot((8, 4, 200), random_state=1).float()
+    rng = torch.Generator().manual_seed(0)
+    starts = torch.randint(0, 190, (n_ann,), generator=rng)
+    ann = torch.stack([torch.randint(0, 50, (n_ann,), generator=rng), starts, starts + 10], 1)
+    spacing = torch.arange(0, 40 if quick else 150).reshape(-1, 1)
+    common = dict(batch_size=64, device='cpu')
+    cases = {
+        'marginalize_annotations': (
+            lambda: marginalize_annotations(model, X, X0, ann, **common),
+            lambda: tm_marginalize_annotations(model, X, X0, ann, **common)),
+        'ablate_annotations': (
+            lambda: ablate_annotations(model, X, ann, n=20, random_state=0, **common),
+            lambda: tm_ablate_annotations(model, X, ann, n=20, random_state=0, **common)),
+        'space': (lambda: space(model, X0, ['GATAAG', 'CACGTG'], spacing, **common),
+                  lambda: tm_space(model, X0, ['GATAAG', 'CACGTG'], spacing, **common)),
+        'ablate': (lambda: ablate(model, X, 90, 110, n=20, random_state=0, **common),
+                   lambda: tm_ablate(model, X, 90, 110, n=20, random_state=0, **common)),
+    }
+    out = {}
+    for name, (ours, theirs) in cases.items():
+        times = {'kipoi_tanger': [], 'tangermeme': []}
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            for r in range(2 if quick else 3):
+                for impl, f in ([('kipoi_tanger', ours), ('tangermeme', theirs)][::1 - 2 * (r % 2)]):
+                    t0 = time.perf_counter()
+                    res = f()
+                    times[impl].append(time.perf_counter() - t0)
+                    if impl == 'kipoi_tanger':
+                        a = res
+                    else:
+                        b = res
+        diff = max(float((x - y).abs().max()) for x, y in zip(a, b))
+        scale = max(float(y.abs().max()) for y in b)
+        assert diff <= 1e-5 * max(scale, 1.0), (name, diff, scale)
+        best = {k: min(v) for k, v in times.items()}
+        out[name] = {'seconds_min': best, 'seconds_all': times, 'max_abs_diff': diff,
+                     'scale': scale, 'speedup_vs_tangermeme': best['tangermeme'] /
+                     best['kipoi_tanger']}
+    return {'model': 'SmallCNN(200 bp, 3 outputs)', 'n_annotations': n_ann,
+            'annotation_length': 10, 'X': [50, 4, 200], 'X0': [8, 4, 200],
+            'n_spacings': len(spacing), 'n_shuffles': 20, 'batch_size': 64, 'cases': out}
+
+
 def main():
     if '--product-worker' in sys.argv:
         i = sys.argv.index('--product-worker')
@@ -140,6 +205,7 @@ def main():
         'predict_overhead': predict_overhead(n=64 if quick else 256, batch_size=64,
                                              repeats=2 if quick else 6),
         'apply_product_memory': product_memory(quick),
+        'perturbation_ops': perturbation_ops(quick),
     }
     os.makedirs(os.path.join(HERE, 'results'), exist_ok=True)
     path = os.path.join(HERE, 'results', 'predict.json')
@@ -155,6 +221,10 @@ def main():
         print(f"apply_product {r['impl']:12s} product={r['product']:6d}: "
               f"{r['seconds']:.2f}s, peak beyond output {r['peak_beyond_output_mib']:.1f} MiB "
               f"(materialised inputs would be {r['materialised_inputs_would_be_mib']:.0f} MiB)")
+    for name, c in result['perturbation_ops']['cases'].items():
+        print(f"{name:24s} kipoi_tanger {c['seconds_min']['kipoi_tanger']:.2f}s, tangermeme "
+              f"{c['seconds_min']['tangermeme']:.2f}s ({c['speedup_vs_tangermeme']:.1f}x), "
+              f"max |diff| {c['max_abs_diff']:.1e}")
     print("wrote", path)
 
 
