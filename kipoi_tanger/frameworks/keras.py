@@ -39,6 +39,7 @@ import os
 import re
 import sys
 import tempfile
+from typing import Any, Optional, Union
 
 from kipoi.model import BaseModel
 
@@ -99,7 +100,7 @@ def _init_devices():
         pass
 
 
-def import_keras():
+def import_keras() -> Any:
     """The Keras 2 API module (``tf_keras``, or ``keras`` when it is Keras 2).
 
     Imports TensorFlow quietly on first use (its C++ start-up notices are
@@ -153,8 +154,26 @@ def _require_file(field, path):
         raise FileNotFoundError(f"model.yaml args.{field}: {path} does not exist")
 
 
-def load_custom_objects(path):
-    """The ``OBJECTS`` dict of a zoo ``custom_objects`` Python file ({} for None)."""
+def load_custom_objects(path: Optional[str]) -> dict:
+    """The ``OBJECTS`` dict of a zoo ``custom_objects`` Python file.
+
+    Parameters
+    ----------
+    path : str or None
+        The file (e.g. ``custom_keras_objects.py`` with ``OBJECTS = {"tf": tf}``);
+        None gives ``{}``.
+
+    Returns
+    -------
+    dict
+        A copy of ``OBJECTS``.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        One line naming ``args.custom_objects``: missing file, failing import,
+        or no dict ``OBJECTS``.
+    """
     if path is None:
         return {}
     _require_file("custom_objects", path)
@@ -200,7 +219,8 @@ def _load_error(e, field, path):
                       f"({type(e).__name__}: {_one_line(e)})")
 
 
-def load_keras_model(weights, arch=None, custom_objects=None):
+def load_keras_model(weights: str, arch: Optional[str] = None,
+                     custom_objects: Union[str, dict, None] = None) -> Any:
     """Load a Kipoi zoo Keras model with the Keras 2 API.
 
     Parameters
@@ -280,7 +300,8 @@ class KerasModel(BaseModel):
     MODEL_PACKAGE = "keras"   # Kipoi checks the yaml's dependencies mention it ("tf-keras" does)
     framework = "keras"
 
-    def __init__(self, weights, arch=None, custom_objects=None, backend=None, image_dim_ordering=None):
+    def __init__(self, weights: str, arch: Optional[str] = None, custom_objects: Union[str, dict, None] = None,
+                 backend: Optional[str] = None, image_dim_ordering: Optional[str] = None):
         if backend not in (None, "tensorflow"):
             raise ValueError(f"model.yaml args.backend: {backend!r} is not available; Keras 2 models run on "
                              "the tensorflow backend (tf-keras)")
@@ -301,7 +322,7 @@ class KerasModel(BaseModel):
         array, or a list/dict of arrays for multi-input models); numpy out."""
         return self.model.predict_on_batch(x)
 
-    def to_torch(self, x=None, rtol: float = 1e-5, atol: float = 1e-6):
+    def to_torch(self, x: Any = None, rtol: float = 1e-5, atol: float = 1e-6):
         """The model as an equivalent ``torch.nn.Module`` (same input layout).
 
         See :func:`kipoi_tanger.frameworks.keras_to_torch.keras_to_torch`; with
@@ -312,7 +333,7 @@ class KerasModel(BaseModel):
         return keras_to_torch(self.model, x, rtol=rtol, atol=atol)
 
 
-def use_in_kipoi(kipoi_model=None):
+def use_in_kipoi(kipoi_model: Any = None) -> None:
     """Make Kipoi's ``type: keras`` and ``kipoi.model.KerasModel`` this class.
 
     The start-up hook calls it when ``kipoi.model`` is imported (Kipoi's own
