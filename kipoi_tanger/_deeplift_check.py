@@ -105,6 +105,8 @@ rand randn randint rand_like randn_like randint_like randperm bernoulli bernoull
 exponential_ geometric_ cauchy_ log_normal_ random_ multinomial poisson
 """.split())
 _ESCAPES = frozenset("item tolist numpy __float__ __int__ __index__ __complex__ __array__".split())
+# Results that depend only on a tensor's shape, dtype or device: constants.
+_SHAPE_ONLY = frozenset("zeros_like ones_like empty_like full_like new_zeros new_ones new_empty new_full".split())
 _DETACH = frozenset("detach detach_ GET:data".split())
 _INPLACE_DUNDER = frozenset("__setitem__ __iadd__ __isub__ __imul__ __itruediv__ __idiv__ __ipow__".split())
 # Nonlinear for sure: named without probing.
@@ -317,7 +319,7 @@ class _Tracker(TorchFunctionMode):
             module, cls = self._where()
             f = self.finding(Finding(module, cls, _op_label(func, name), "draws random numbers"))
             origins = (origins or frozenset()) | {f}
-        if origins is None:
+        if origins is None or name in _SHAPE_ONLY:
             return
         outs = list(_leaves(out))
         inplace = (name in _INPLACE_DUNDER or (name.endswith('_') and not name.endswith('__'))

@@ -254,6 +254,30 @@ def test_batch_stacking_model_gets_separate_passes_and_tangermeme_does_not():
     close(hyp * X, ours, 1e-6)
 
 
+def test_batch_stacking_model_with_args():
+    class RCArgs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cnn = SmallCNN(length=40)
+
+        def forward(self, X, alpha, beta):
+            both = torch.cat([X, X.flip(1, 2)], 0)
+            y = self.cnn(both) * torch.cat([beta, beta]) + torch.cat([alpha, alpha])
+            return (y[:X.shape[0]] + y[X.shape[0]:]) / 2
+
+    torch.manual_seed(9)
+    model = RCArgs()
+    X, refs = data(3, 40, 4)
+    alpha, beta = torch.randn(3, 1), torch.rand(3, 1) + 0.5
+    ours = deep_lift_shap(model, X, args=(alpha, beta), references=refs, batch_size=5, device='cpu')
+    N, K = refs.shape[:2]
+    with torch.no_grad():
+        fx = model(X, alpha, beta)[:, 0]
+        fr = model(refs.flatten(0, 1), alpha.repeat_interleave(K, 0), beta.repeat_interleave(K, 0))
+    d = fx - fr[:, 0].reshape(N, K).mean(1)
+    assert (ours.sum(dim=(1, 2)) - d).abs().max() <= 1e-5 * max(fx.abs().max(), fr.abs().max())
+
+
 def test_reordered_batch_rows_get_separate_passes():
     class Flip(torch.nn.Module):
         def __init__(self, body):
