@@ -290,16 +290,23 @@ class FastISM:
             of convolutions and dense layers spent on the batch.
         """
         X = self.ref[self.x_node]
-        A, L = X.shape[1], X.shape[2]
-        ctx = _Ctx(self, site_seq, K)
-        rules = Rules(ctx)
-        B = ctx.n_edits
-        delta = torch.zeros(B, A, 1, dtype=X.dtype, device=X.device)
+        B = len(site_seq) * K
+        delta = torch.zeros(B, X.shape[1], 1, dtype=X.dtype, device=X.device)
         rows = torch.arange(B, device=X.device)
         delta[rows, alt, 0] = 1
-        rb = ctx.per_edit(ref_base)
+        rb = ref_base.repeat_interleave(K) if K > 1 else ref_base
         has = rb >= 0
         delta[rows[has], rb[has], 0] -= 1
+        return self.edits_delta(site_seq, site_pos, delta, K, record)
+
+    def edits_delta(self, site_seq, site_pos, delta, K=1, record=False):
+        """Like :meth:`edits` for any change of the one-hot input: ``delta``
+        ``(P * K, A, W)`` is added to columns ``[site_pos, site_pos + W)`` of
+        each site's sequence (e.g. an MNV's alt minus ref columns)."""
+        X = self.ref[self.x_node]
+        L = X.shape[2]
+        ctx = _Ctx(self, site_seq, K)
+        rules = Rules(ctx)
         vals = {self.x_node: Local(delta, site_pos, L, 0, self.x_node)}
         index = {n: i for i, n in enumerate(self.nodes)}
 
@@ -336,8 +343,13 @@ class FastISM:
             raise Unsupported("the model's output is not a tensor or a flat tuple/list of tensors")
         return leaves, ctx.macs
 
-    def output_is_tensor(self):
-        return isinstance(self.output_node.args[0], fx.Node)
+    def output_leaves(self):
+        """The output nodes, in the order of the model's output tuple."""
+        out = self.output_node.args[0]
+        leaves = [out] if isinstance(out, fx.Node) else list(out)
+        if not all(isinstance(n, fx.Node) for n in leaves):
+            raise Unsupported("the model's output is not a tensor or a flat tuple/list of tensors")
+        return leaves
 
     def learn_keep(self):
         """After a first edit pass, keep only the reference values edits read."""

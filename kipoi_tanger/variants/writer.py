@@ -1,0 +1,119 @@
+"""Copy a VCF, adding one INFO field per score and output (cyvcf2).
+
+Every input record is written once, in order; scored ALT alleles get their
+values in ``Number=A`` Float fields declared in the header (``.`` for an
+allele that was skipped), records with no scored allele are copied
+unchanged. Field IDs are ``<prefix><score>_<output>`` made VCF-safe (see
+:func:`info_id`). The output is bgzipped when its name ends in ``.gz``.
+"""
+import math
+import re
+from typing import Dict, Iterable, Tuple
+
+from .vcf import Variant, VariantError
+
+__all__ = ['VCFWriter', 'info_id']
+
+
+def info_id(score: str, output: str = '', prefix: str = 'KT_') -> str:
+    """A valid INFO ID (``[A-Za-z_][0-9A-Za-z_.]*``) for a score of an output."""
+    raw = f"{prefix}{score}" + (f"_{output}" if output != '' else '')
+    s = re.sub(r'[^0-9A-Za-z_.]', '_', raw)
+    return s if re.match(r'[A-Za-z_]', s) else '_' + s
+
+
+def _fmt(x):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return '.'
+    return f"{x:.6g}"
+
+
+class VCFWriter:
+    """Stream scores into a copy of ``vcf_in``.
+
+    Parameters
+    ----------
+    vcf_in : str
+        The VCF the variants were read from.
+    path : str
+        Output ``.vcf`` or ``.vcf.gz``.
+    fields : iterable of (id, description)
+        The INFO fields to declare (``Number=A``, ``Type=Float``).
+
+    Use :meth:`write` for each scored variant in file order, then
+    :meth:`close` (or a ``with`` block), which also copies the remaining
+    records.
+    """
+
+    def __init__(self, vcf_in: str, path: str, fields: Iterable[Tuple[str, str]]):
+        from cyvcf2 import VCF, Writer
+        self.fields = [f for f, _ in fields]
+        if len(set(self.fields)) != len(self.fields):
+            raise ValueError(f"fields: duplicate INFO IDs in {self.fields}")
+        self.vcf = VCF(vcf_in)
+        existing = {h['ID'] for h in self.vcf.header_iter() if h['HeaderType'] == 'INFO'}
+        for fid, desc in fields:
+            if fid in existing:
+                raise ValueError(f"INFO field {fid} already exists in {vcf_in}; choose another prefix")
+            self.vcf.add_info_to_header({'ID': fid, 'Number': 'A', 'Type': 'Float',
+                                         'Description': desc.replace('"', "'")})
+        self.out = Writer(path, self.vcf, mode='wz' if path.endswith('.gz') else 'w')
+        self.records = iter(self.vcf)
+        self.index = -1          # index of self.current
+        self.current = None
+        self.values: Dict[str, list] = {}
+        self.closed = False
+
+    def _flush(self):
+        if self.current is None:
+            return
+        rec = self.current
+        if self.values:
+            for f in self.fields:
+                vals = self.values.get(f)
+                if vals is not None and any(v is not None for v in vals):
+                    rec.INFO[f] = ','.join(_fmt(v) for v in vals)
+        self.out.write_record(rec)
+        self.current, self.values = None, {}
+
+    def _advance(self, record):
+        while self.index < record:
+            self._flush()
+            try:
+                self.current = next(self.records)
+            except StopIteration:
+                raise VariantError(f"VCF writer: record {record} is past the end of the input") from None
+            self.index += 1
+
+    def write(self, variant: Variant, values: Dict[str, float]):
+        """Set ``values`` (INFO ID → value) for ``variant``'s ALT allele."""
+        if variant.record < self.index:
+            raise VariantError(f"VCF writer: variants must come in file order (record "
+                               f"{variant.record} after {self.index})")
+        self._advance(variant.record)
+        n_alt = max(1, len(self.current.ALT))
+        for f, v in values.items():
+            if f not in self.fields:
+                raise ValueError(f"VCF writer: INFO field {f} was not declared")
+            self.values.setdefault(f, [None] * n_alt)[variant.allele] = float(v)
+
+    def close(self):
+        if self.closed:
+            return
+        self._flush()
+        for rec in self.records:
+            self.out.write_record(rec)
+        self.out.close()
+        self.vcf.close()
+        self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.close()
+        else:   # never leave a file that looks complete
+            self.out.close()
+            self.vcf.close()
+            self.closed = True
