@@ -261,10 +261,13 @@ class _Tracker(TorchFunctionMode):
                     opens = True
                     origins = self.merged((args, kwargs))
                 elif lookup_rule(self.rules, type(module)) is not None and self.merged((args, kwargs)) is not None:
-                    # Its rule could not be hooked: the instance also sits inside a ruled module.
-                    self.finding(Finding(name or '<model>', class_path(type(module)), '',
-                                         "has a rule but is also used inside another ruled module, "
-                                         "where it cannot be hooked (use separate instances)"))
+                    # Its rule is not hooked: the instance sits inside a ruled module but runs
+                    # outside it. Its output is tainted (the taint names it).
+                    opens = True
+                    origins = self.merged((args, kwargs)) | {self.finding(Finding(
+                        name or '<model>', class_path(type(module)), '',
+                        "has a rule but sits inside another ruled module and runs outside it, where its "
+                        "rule cannot be applied (use separate instances)"))}
             if opens:
                 self.opaque += 1
             self.stack.append((name, module, opens, origins, k))
@@ -278,6 +281,10 @@ class _Tracker(TorchFunctionMode):
             if not opens:
                 return None
             self.opaque -= 1
+            if k is None:  # a ruled module the session cannot hook (see _pre)
+                for t in _leaves(output):
+                    self.set_tag(t, origins)
+                return None
             if not isinstance(output, torch.Tensor):
                 raise ValueError(not_one_tensor(self.caller, name, module, output))
             if origins is None:
@@ -286,7 +293,7 @@ class _Tracker(TorchFunctionMode):
             rule = self.ruled[id(module)][1]
             if rule is linear_rule:
                 self.declared[name] = f"'{name or '<model>'}' ({class_path(type(module))}, declared linear)"
-            elif BUILTIN_RULES.get(type(module)) is not rule:
+            elif lookup_rule(BUILTIN_RULES, type(module)) is not rule:
                 self.declared[name] = f"'{name or '<model>'}' ({class_path(type(module))}, user rule)"
             for t in _leaves(output):
                 self.set_tag(t, origins)
@@ -436,6 +443,8 @@ class _Tracker(TorchFunctionMode):
 
 def _refusal(caller, findings):
     f = findings[0]
+    if not f.op:  # a ruled module in a place where its rule cannot be applied
+        return f"{caller}: module '{f.module}' ({f.cls}) {f.reason}, so the attributions would be wrong"
     if f.cls.startswith('torch.nn.'):
         fix = (f"register a rule: additional_nonlinear_ops={{{f.cls}: rule}} "
                "(rule(module, grad_input, grad_output) -> tuple, or 'rescale'/'softmax'/'maxpool'/'linear')")

@@ -567,7 +567,8 @@ def explain_check(model: torch.nn.Module, X: torch.Tensor, args: Optional[Sequen
 
     Parameters
     ----------
-    model, X, args, target, batch_size, references, n_shuffles, additional_nonlinear_ops, dtype, device, random_state, prune
+    model, X, args, target, batch_size, references, n_shuffles : see deep_lift_shap
+    additional_nonlinear_ops, dtype, device, random_state, prune : see deep_lift_shap
         As for :func:`deep_lift_shap`; only the first ``batch_size`` pairs are
         attributed (``references`` may be the full ``(N, n_shuffles, A, L)``
         tensor).

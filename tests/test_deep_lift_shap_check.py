@@ -387,6 +387,32 @@ def test_shared_instance_reached_twice_is_hooked_once():
     close(ours, tm(model, X, refs))
 
 
+def test_ruled_module_run_outside_its_ruled_parent_is_refused():
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.act = torch.nn.Tanh()
+
+        def forward(self, x):
+            return self.act(x) * 2
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv1d(4, 3, 3)
+            self.block = Block()
+            self.fc = torch.nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.fc(self.block.act(self.block(self.conv(x))).mean(-1))
+
+    X, refs = data(2, 20, 2)
+    with pytest.raises(ValueError, match=r"module 'block\.act' \(torch\.nn\.Tanh\) has a rule but sits inside "
+                                         r"another ruled module and runs outside it"):
+        deep_lift_shap(Model(), X, references=refs, device='cpu', additional_nonlinear_ops={Block: 'rescale'})
+    deep_lift_shap(Model(), X, references=refs, device='cpu')  # Block not ruled: Tanh hooked everywhere
+
+
 def test_check_runs_once_per_model_and_again_when_it_changes():
     torch.manual_seed(7)
     model = SmallCNN(length=30)
