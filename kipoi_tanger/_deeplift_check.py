@@ -15,8 +15,9 @@ share a forward pass?
    not in training, float casts), known nonlinear (relu, exp, softmax,
    layer_norm, comparisons, detach, ...), or unknown. An unknown operation is
    probed on its real arguments: f(½a + ½b) = ½f(a) + ½f(b) and
-   f(¼a + ¾b) = ¼f(a) + ¾f(b) within float tolerance, with ``b`` another row's
-   activations. A nonlinear operation taints its result and everything
+   f(¼a + ¾b) = ¼f(a) + ¾f(b) within float tolerance, along the segments from
+   each example's activations to its reference's (another row's where the rows
+   no longer pair up). A nonlinear operation taints its result and everything
    computed from it; if a taint reaches the model's output the model is
    refused before any work, naming the module whose forward holds it. A
    ruled module's output is clean (its rule handles it); modules declared
@@ -206,6 +207,7 @@ class _Tracker(TorchFunctionMode):
         self.names = {}
         self.handles = []
         self.findings_seen = []
+        self.partner = None       # row -> the row it pairs with, for the affinity probe
 
     # -- tags ----------------------------------------------------------------
 
@@ -412,7 +414,11 @@ class _Tracker(TorchFunctionMode):
             return False
 
         def other(t):
-            b = t.roll(1, 0) if t.ndim and t.shape[0] > 1 else t.flip(-1) if t.ndim else -t
+            # Along the example-reference segments where rows still pair up, else another row.
+            if t.ndim and self.partner is not None and t.shape[0] == len(self.partner):
+                b = t.index_select(0, self.partner.to(t.device))
+            else:
+                b = t.roll(1, 0) if t.ndim and t.shape[0] > 1 else t.flip(-1) if t.ndim else -t
             return b if not torch.equal(b, t) else t * 0.5 - 1.0
 
         b_point = {k: other(t) for k, t in dep.items()}
@@ -493,9 +499,11 @@ def _same_up_to(a, b, tol):
     return (a - b).abs().max().item() <= tol * scale + 1e-30
 
 
-def plan(model, entries, rules, rows, args, caller='deep_lift_shap', autocast_ctx=None):
+def plan(model, entries, rules, rows, args, caller='deep_lift_shap', autocast_ctx=None, partner=None):
     """Check the model on the probe ``rows`` (``args`` aligned with them) and
-    decide how to pair examples with references.
+    decide how to pair examples with references. ``partner[i]`` is the row that
+    row ``i`` pairs with (its reference or its example): unknown operations are
+    probed for affinity along those segments.
 
     Returns a :class:`Plan`; raises ValueError naming the module when a
     nonlinear operation without a rule reaches the output, or when the model
@@ -505,6 +513,7 @@ def plan(model, entries, rules, rows, args, caller='deep_lift_shap', autocast_ct
     ctx = autocast_ctx or contextlib.nullcontext
     n = rows.shape[0]
     tracker = _Tracker(model, entries, rules, caller)
+    tracker.partner = torch.tensor(partner) if partner is not None else None
     calls0, handles = _record_ruled(model, entries)
     tracker.install()
     try:

@@ -304,8 +304,9 @@ def deep_lift_shap(model: torch.nn.Module, X: torch.Tensor, args: Optional[Seque
 
 
 def _probe_rows(Xx, R, ax, groups):
-    """A few rows for the check: up to two examples, a reference of each, and
-    a third distinct row when needed (pairing needs at least three)."""
+    """A few rows for the check: up to two examples and a reference of each (plus
+    a third distinct row when needed: pairing needs at least three), their args,
+    and each row's partner (an example's reference, a reference's example)."""
     ex = list(range(min(2, Xx.shape[0])))
     ref_rows, ref_ex = [], []
     for s, _, j in groups:
@@ -314,11 +315,13 @@ def _probe_rows(Xx, R, ax, groups):
             ref_ex.append(j)
     rows = [Xx[ex], R[ref_rows]]
     a_rows = [[a[ex], a[ref_ex]] for a in ax]
+    partner = [len(ex) + ref_ex.index(j) if j in ref_ex else j for j in ex] + ref_ex
     if len(ex) + len(ref_rows) < 3:
         rows.append(Xx[:1].roll(1, -1))
         for p in a_rows:
             p.append(p[0][:1])
-    return torch.cat(rows), tuple(torch.cat(p) for p in a_rows)
+        partner.append(len(partner))
+    return torch.cat(rows), tuple(torch.cat(p) for p in a_rows), partner
 
 
 def _attribute(model, X, args, target, batch_size, references, n_shuffles, return_references, hypothetical,
@@ -492,8 +495,9 @@ def _checked_plan(model, session, rules, Xx, R, ax, groups, caller, device, dtyp
         cached = None
     if cached is not None and cached[0] == key:
         return cached[1]
-    rows, arows = _probe_rows(Xx, R, ax, groups)
-    plan = _plan(model, session.entries, rules, rows, arows, caller, lambda: autocast(device, dtype, model))
+    rows, arows, partner = _probe_rows(Xx, R, ax, groups)
+    plan = _plan(model, session.entries, rules, rows, arows, caller, lambda: autocast(device, dtype, model),
+                 partner)
     try:
         _PLANS[model] = (key, plan)
     except TypeError:
