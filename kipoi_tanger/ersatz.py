@@ -15,6 +15,7 @@ loop gives the same shuffles).
 """
 import numbers
 import warnings
+from typing import Optional, Sequence, Union
 
 import numpy
 import torch
@@ -139,7 +140,9 @@ def _write_motif(Y, motif, start):
     window.copy_(torch.where(keep, motif.to(Y.dtype), window))
 
 
-def substitute(X, motif, start=None, alphabet=DNA, ignore=['N'], return_packed=None):
+def substitute(X: torch.Tensor, motif: Union[str, torch.Tensor], start: Optional[int] = None,
+               alphabet: Sequence[str] = DNA, ignore: Sequence[str] = ['N'],
+               return_packed: Optional[bool] = None) -> torch.Tensor:
     """Substitute a motif into every sequence at one position.
 
     Parameters
@@ -197,8 +200,10 @@ def _spacings(spacing, n_motifs):
     return [check_int(s, f'spacing[{i}]', low=0) for i, s in enumerate(spacing)]
 
 
-def multisubstitute(X, motifs, spacing, start=None, alphabet=DNA, ignore=['N'],
-                    return_packed=None):
+def multisubstitute(X: torch.Tensor, motifs: Sequence[Union[str, torch.Tensor]],
+                    spacing: Union[int, Sequence[int]], start: Optional[int] = None,
+                    alphabet: Sequence[str] = DNA, ignore: Sequence[str] = ['N'],
+                    return_packed: Optional[bool] = None) -> torch.Tensor:
     """Substitute several motifs with given gaps between them.
 
     Parameters
@@ -245,7 +250,8 @@ def multisubstitute(X, motifs, spacing, start=None, alphabet=DNA, ignore=['N'],
     return Y
 
 
-def insert(X, motif, start=None, alphabet=DNA, return_packed=None):
+def insert(X: torch.Tensor, motif: Union[str, torch.Tensor], start: Optional[int] = None,
+           alphabet: Sequence[str] = DNA, return_packed: Optional[bool] = None) -> torch.Tensor:
     """Insert a motif into every sequence, which grows by its length.
 
     Parameters
@@ -280,7 +286,8 @@ def insert(X, motif, start=None, alphabet=DNA, return_packed=None):
     return torch.cat([X[:, :, :start], motif, X[:, :, start:]], dim=-1)
 
 
-def delete(X, start, end, return_packed=None):
+def delete(X: torch.Tensor, start: int, end: int,
+           return_packed: Optional[bool] = None) -> torch.Tensor:
     """Delete positions ``[start, end)`` from every sequence.
 
     Parameters
@@ -312,8 +319,9 @@ def _edit_window(start, end, L):
     return start, end
 
 
-def randomize(X, start, end, probs=[[0.25, 0.25, 0.25, 0.25]], n=1, random_state=None,
-              return_packed=None):
+def randomize(X: torch.Tensor, start: int, end: int, probs=[[0.25, 0.25, 0.25, 0.25]],
+              n: int = 1, random_state=None,
+              return_packed: Optional[bool] = None) -> torch.Tensor:
     """Replace positions ``[start, end)`` with random characters, ``n`` times.
 
     Draws exactly as tangermeme does: for each of the n draws, for each
@@ -386,7 +394,8 @@ def _check_n(n):
     return n
 
 
-def shuffle(X, start=0, end=-1, n=1, random_state=None, return_packed=None):
+def shuffle(X: torch.Tensor, start: int = 0, end: int = -1, n: int = 1, random_state=None,
+            return_packed: Optional[bool] = None) -> torch.Tensor:
     """Mononucleotide shuffle of positions ``[start, end)``.
 
     As in tangermeme, shuffle ``i`` draws one permutation with
@@ -445,8 +454,10 @@ def _sequence_seeds(random_state, N):
                      f"sequence), got {random_state!r:.80}")
 
 
-def dinucleotide_shuffle(X, start=0, end=-1, n=20, random_state=None, verbose=False,
-                         allow_N=False, return_packed=None, n_jobs=1):
+def dinucleotide_shuffle(X: torch.Tensor, start: int = 0, end: int = -1, n: int = 20,
+                         random_state=None, verbose: bool = False, allow_N: bool = False,
+                         return_packed: Optional[bool] = None,
+                         n_jobs: int = 1) -> torch.Tensor:
     """Dinucleotide shuffles, sampled uniformly.
 
     Each shuffle of positions ``[start, end)`` keeps the first and last
@@ -570,8 +581,10 @@ def dinucleotide_shuffle(X, start=0, end=-1, n=20, random_state=None, verbose=Fa
     return out.to(X.device) if X.device.type != 'cpu' else out
 
 
-def local_dinucleotide_shuffle(X, n=20, bin_size=1024, min_bin_size=512, random_state=None,
-                               verbose=False, return_packed=None):
+def local_dinucleotide_shuffle(X: torch.Tensor, n: int = 20, bin_size: int = 1024,
+                               min_bin_size: int = 512, random_state: Optional[int] = None,
+                               verbose: bool = False,
+                               return_packed: Optional[bool] = None) -> torch.Tensor:
     """Dinucleotide shuffles within consecutive bins, so that composition is
     kept locally as well as globally.
 

@@ -68,7 +68,8 @@ def _validate_input(X, name, shape=None, dtype=None, min_value=None, max_value=N
             raise ValueError(message)
 
     if not isinstance(X, torch.Tensor):
-        raise ValueError(f"{name}: must be a torch.Tensor, got {type(X).__name__}")
+        fail(f"{name}: must be a torch.Tensor, got {type(X).__name__}")
+        return X  # only_warn: nothing else can be checked
     if shape is not None:
         shape = tuple(shape)
         if X.ndim != len(shape) or any(s != -1 and s != x for s, x in zip(shape, X.shape)):
@@ -108,8 +109,8 @@ def validate_input(X: torch.Tensor, name: str = 'input', shape: Optional[tuple] 
     Parameters
     ----------
     X : torch.Tensor
-        The tensor to check. Anything else raises a ValueError (even with
-        ``only_warn``).
+        The tensor to check. Anything else fails the first check (with
+        ``only_warn``: one warning, and no further checks).
     name : str, optional
         Used in the messages. Default ``'input'``.
     shape : tuple of int or None, optional
