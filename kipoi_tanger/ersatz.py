@@ -634,7 +634,7 @@ def local_dinucleotide_shuffle(X: torch.Tensor, n: int = 20, bin_size: int = 102
         raise ValueError(f"min_bin_size: must be <= bin_size ({bin_size}), got {min_bin_size}")
     if random_state is not None and (isinstance(random_state, bool)
                                      or not isinstance(random_state, numbers.Integral)):
-        raise ValueError(f"random_state: expected an int or None, got {random_state!r}")
+        raise ArgumentTypeError(f"random_state: expected an int or None, got {random_state!r}")
     _check_one_hot(X, 'X', allow_N=False)
     seed = int(numpy.random.randint(0, 9999999)) if random_state is None else int(random_state)
     rs = numpy.random.RandomState(seed % (1 << 32))

@@ -18,7 +18,8 @@ import numpy
 import torch
 from tqdm.auto import tqdm
 
-from ._base import ArgumentRuntimeError, ArgumentTypeError, check_int, check_return_packed
+from ._base import (ArgumentIndexError, ArgumentRuntimeError, ArgumentTypeError, check_int,
+                    check_return_packed)
 
 __all__ = ['TangermemeWarning', 'KipoiTangerWarning', 'validate_input', 'example_to_fasta_coords',
            'characters', 'one_hot_encode', 'reverse_complement', 'random_one_hot', 'chunk',
@@ -536,8 +537,8 @@ def example_to_fasta_coords(example_df, loci_df, window: Optional[int] = None,
     idx = example_df.iloc[:, 0].to_numpy()
     if len(idx) and (not numpy.issubdtype(idx.dtype, numpy.integer) or idx.min() < 0
                      or idx.max() >= len(loci_df)):
-        raise ValueError(f"example_df: the first column must hold row indices of loci_df (0 to "
-                         f"{len(loci_df) - 1})")
+        raise ArgumentIndexError(f"example_df: the first column must hold row indices of "
+                                 f"loci_df (0 to {len(loci_df) - 1})")
     chrom = loci_df.iloc[idx, 0].to_numpy()
     start = loci_df.iloc[idx, 1].to_numpy().astype(numpy.int64)
     if window is not None:
