@@ -33,7 +33,11 @@ share a forward pass?
    (each example's output depends on that example only), and every module
    must run the same number of times with the same shapes, or the model is
    refused.
+
+The decision is cached per model (:func:`checked_plan`) while its modules, the
+rules and the input shapes stay the same.
 """
+import weakref
 from typing import Dict, List, NamedTuple, Optional, Set
 
 import torch
@@ -586,6 +590,59 @@ def plan(model, entries, rules, rows, args, caller='deep_lift_shap', autocast_ct
                              "in the batch (e.g. batch statistics, or a mean over the batch axis); "
                              "attributions per example are not defined")
     return Plan(mode, why, tracker.dep, list(tracker.declared.values()), tracker.probed, notes)
+
+
+def _probe_rows(Xx, R, ax, groups):
+    """A few rows for the check: up to two examples and a reference of each (plus
+    a third distinct row when needed: pairing needs at least three), their args,
+    and each row's partner (an example's reference, a reference's example)."""
+    ex = list(range(min(2, Xx.shape[0])))
+    ref_rows, ref_ex = [], []
+    for s, _, j in groups:
+        if j in ex and len(ref_rows) < 2:
+            ref_rows.append(s)
+            ref_ex.append(j)
+    rows = [Xx[ex], R[ref_rows]]
+    a_rows = [[a[ex], a[ref_ex]] for a in ax]
+    partner = [len(ex) + ref_ex.index(j) if j in ref_ex else j for j in ex] + ref_ex
+    if len(ex) + len(ref_rows) < 3:
+        rows.append(Xx[:1].roll(1, -1))
+        for p in a_rows:
+            p.append(p[0][:1])
+        partner.append(len(partner))
+    return torch.cat(rows), tuple(torch.cat(p) for p in a_rows), partner
+
+
+# The first-batch check's decision per model, reused while nothing it depends
+# on changes (the model's modules and their classes, the rules, the input
+# shapes and dtypes), so repeated small calls (products, marginalize) stay cheap.
+_PLANS = weakref.WeakKeyDictionary()
+
+
+def _plan_key(model, rules, Xx, ax, device, dtype):
+    modules = tuple((id(m), type(m), id(m.__dict__.get('forward'))) for m in model.modules())
+    return (modules, tuple((id(c), id(r)) for c, r in rules.items()), tuple(Xx.shape[1:]),
+            tuple((tuple(a.shape[1:]), a.dtype) for a in ax), str(device), dtype)
+
+
+def checked_plan(model, entries, rules, Xx, R, ax, groups, caller, device, dtype, autocast_ctx):
+    """:func:`plan` on probe rows of the first chunk (``Xx`` its distinct
+    examples, ``R`` one reference per pair, ``groups`` as in deep_lift_shap),
+    or the cached decision for this model."""
+    key = _plan_key(model, rules, Xx, ax, device, dtype)
+    try:
+        cached = _PLANS.get(model)
+    except TypeError:  # an unhashable or non-weakrefable model: no cache
+        cached = None
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    rows, arows, partner = _probe_rows(Xx, R, ax, groups)
+    decided = plan(model, entries, rules, rows, arows, caller, autocast_ctx, partner)
+    try:
+        _PLANS[model] = (key, decided)
+    except TypeError:
+        pass
+    return decided
 
 
 def diagnosis(plan_: Optional[Plan]) -> str:

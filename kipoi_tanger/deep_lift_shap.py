@@ -33,7 +33,6 @@ captum's ``DeepLiftShap`` one example at a time, as a cross-check.
 """
 import numbers
 import warnings
-import weakref
 from typing import Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Union
 
 import torch
@@ -41,7 +40,7 @@ import torch
 from ._base import (autocast, check_args, check_batch_size, check_X, model_on, resolve_device,
                     resolve_dtype)
 from .results import AttributionReferencesResult
-from ._deeplift_check import diagnosis, plan as _plan
+from ._deeplift_check import checked_plan, diagnosis
 from ._deeplift_prune import prune_dead_branches, same_outputs
 from ._deeplift_rules import (BUILTIN_RULES, ELEMENTWISE, build_rules, linear_rule,  # noqa: F401
                               logsoftmax_rule, maxpool_rule, rescale_rule, softmax_rule)
@@ -303,27 +302,6 @@ def deep_lift_shap(model: torch.nn.Module, X: torch.Tensor, args: Optional[Seque
     return result
 
 
-def _probe_rows(Xx, R, ax, groups):
-    """A few rows for the check: up to two examples and a reference of each (plus
-    a third distinct row when needed: pairing needs at least three), their args,
-    and each row's partner (an example's reference, a reference's example)."""
-    ex = list(range(min(2, Xx.shape[0])))
-    ref_rows, ref_ex = [], []
-    for s, _, j in groups:
-        if j in ex and len(ref_rows) < 2:
-            ref_rows.append(s)
-            ref_ex.append(j)
-    rows = [Xx[ex], R[ref_rows]]
-    a_rows = [[a[ex], a[ref_ex]] for a in ax]
-    partner = [len(ex) + ref_ex.index(j) if j in ref_ex else j for j in ex] + ref_ex
-    if len(ex) + len(ref_rows) < 3:
-        rows.append(Xx[:1].roll(1, -1))
-        for p in a_rows:
-            p.append(p[0][:1])
-        partner.append(len(partner))
-    return torch.cat(rows), tuple(torch.cat(p) for p in a_rows), partner
-
-
 def _attribute(model, X, args, target, batch_size, references, n_shuffles, return_references, hypothetical,
                additional_nonlinear_ops, print_convergence_deltas, raw_outputs, only_warn, dtype, device,
                random_state, verbose, prune, caller, max_pairs=None):
@@ -398,7 +376,8 @@ def _attribute(model, X, args, target, batch_size, references, n_shuffles, retur
                 R = refs.to(device).to(dtype)
 
                 if start == 0:
-                    plan = _checked_plan(model, session, rules, Xx, R, ax, groups, caller, device, dtype)
+                    plan = checked_plan(model, session.entries, rules, Xx, R, ax, groups, caller, device, dtype,
+                                        lambda: autocast(device, dtype, model))
                     session.dep = plan.dep
                     session.__enter__()
                     forward = _pruned_forward(model, session, Xx, ax, device, dtype) if prune else model
@@ -473,36 +452,6 @@ def _attribute(model, X, args, target, batch_size, references, n_shuffles, retur
         if progress is not None:
             progress.close()
     return result, refs_out, torch.cat(deltas), torch.cat(diffs), plan
-
-
-# The first-batch check's decision per model, reused while nothing it depends
-# on changes (the model's modules and their classes, the rules, the input
-# shapes and dtypes), so repeated small calls (products, marginalize) stay cheap.
-_PLANS = weakref.WeakKeyDictionary()
-
-
-def _plan_key(model, rules, Xx, ax, device, dtype):
-    modules = tuple((id(m), type(m), id(m.__dict__.get('forward'))) for m in model.modules())
-    return (modules, tuple((id(c), id(r)) for c, r in rules.items()), tuple(Xx.shape[1:]),
-            tuple((tuple(a.shape[1:]), a.dtype) for a in ax), str(device), dtype)
-
-
-def _checked_plan(model, session, rules, Xx, R, ax, groups, caller, device, dtype):
-    key = _plan_key(model, rules, Xx, ax, device, dtype)
-    try:
-        cached = _PLANS.get(model)
-    except TypeError:  # an unhashable or non-weakrefable model: no cache
-        cached = None
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    rows, arows, partner = _probe_rows(Xx, R, ax, groups)
-    plan = _plan(model, session.entries, rules, rows, arows, caller, lambda: autocast(device, dtype, model),
-                 partner)
-    try:
-        _PLANS[model] = (key, plan)
-    except TypeError:
-        pass
-    return plan
 
 
 def _pruned_forward(model, session, Xx, ax, device, dtype):
