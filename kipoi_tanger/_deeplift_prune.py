@@ -5,8 +5,12 @@ every row although nothing of it reaches the output. ``prune_dead_branches``
 traces the model with ``torch.fx`` (ruled modules opaque) and drops what cannot
 reach the output; the caller uses the result only when it gives bitwise the
 same output as the eager model (``same_outputs``). ``deep_lift_shap(...,
-prune=False)`` always runs the eager model.
+prune=False)`` always runs the eager model. :func:`cached_prune` keeps the
+traced result per model while its modules and hooks stay the same, so repeated
+calls do not trace again.
 """
+import weakref
+
 import torch
 
 _INPLACE_OPERATORS = {'iadd', 'isub', 'imul', 'itruediv', 'ifloordiv', 'imod', 'ipow', 'iand', 'ior',
@@ -106,3 +110,34 @@ def same_outputs(a, b):
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
         return len(a) == len(b) and all(same_outputs(x, y) for x, y in zip(a, b))
     return False
+
+
+_CACHE = weakref.WeakKeyDictionary()
+
+
+def _key(model, n_args, leaves):
+    from torch.nn.modules import module as _module
+    mods = tuple((id(m), type(m), id(m.__dict__.get('forward')), len(m._forward_hooks), len(m._forward_pre_hooks),
+                  len(m._backward_hooks), len(getattr(m, '_backward_pre_hooks', None) or ()))
+                 for m in model.modules())
+    return (n_args, tuple(id(m) for m in leaves), mods,
+            bool(_module._global_forward_hooks or _module._global_forward_pre_hooks))
+
+
+def cached_prune(model, n_args, leaves):
+    """:func:`prune_dead_branches`, traced once per model (and again when its
+    modules or hooks change). The caller still checks the result."""
+    leaves = list(leaves)
+    key = _key(model, n_args, leaves)
+    try:
+        hit = _CACHE.get(model)
+    except TypeError:
+        hit = None
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    pruned = prune_dead_branches(model, n_args, leaves)
+    try:
+        _CACHE[model] = (key, pruned)
+    except TypeError:
+        pass
+    return pruned

@@ -41,7 +41,7 @@ from ._base import (autocast, check_args, check_batch_size, check_X, model_on, r
                     resolve_dtype)
 from .results import AttributionReferencesResult
 from ._deeplift_check import checked_plan, diagnosis
-from ._deeplift_prune import prune_dead_branches, same_outputs
+from ._deeplift_prune import cached_prune, prune_dead_branches, same_outputs  # noqa: F401
 from ._deeplift_rules import (BUILTIN_RULES, ELEMENTWISE, build_rules, linear_rule,  # noqa: F401
                               logsoftmax_rule, maxpool_rule, rescale_rule, softmax_rule)
 from ._deeplift_rules import rules_from_names as _rules_from_names
@@ -457,7 +457,7 @@ def _attribute(model, X, args, target, batch_size, references, n_shuffles, retur
 def _pruned_forward(model, session, Xx, ax, device, dtype):
     """The model without branches that cannot reach its output, if that is
     provably the same function (traced, and bitwise equal on ``Xx``)."""
-    pruned = prune_dead_branches(model, len(ax), [m for _, m, _ in session.entries])
+    pruned = cached_prune(model, len(ax), [m for _, m, _ in session.entries])
     if pruned is None:
         return model
     with torch.no_grad(), autocast(device, dtype, model):
