@@ -19,6 +19,8 @@ REGISTRY: Dict[str, str] = {
     "deeplift-shap": ".deeplift_shap:DeepLiftShap",
     "marginalize": ".marginalize:Marginalize",
     "product": ".product:Product",
+    "ablate": ".ablate:Ablate",
+    "space": ".space:Space",
 }
 
 
