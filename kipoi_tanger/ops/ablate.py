@@ -82,7 +82,7 @@ class Ablate(Op):
               expect="a non-negative integer position"),
         Param("end", None, "end of the window (exclusive); negative counts from L + 1 (-1 = L)", kind="int",
               required=True, expect="an integer position"),
-        Param("n", 20, "shuffles per region", kind="int", minimum=1),
+        Param("n", 20, "shuffles per region (default 20)", kind="int", minimum=1),
         Param("shuffle", "shuffle", "shuffle: one permutation per shuffle, shared by all regions (tangermeme's "
               "default); dinucleotide: dinucleotide-preserving shuffles per region", choices=SHUFFLES),
         Param("random_state", None, "seed of the shuffles (default: drawn once and recorded in the file)",

@@ -80,7 +80,8 @@ def spacing_table(spacing, n_motifs: int) -> np.ndarray:
     if arr.ndim == 1 and n_motifs == 2 and arr.dtype != object:
         arr = arr[:, None]                     # two motifs: one gap per row
     if arr.dtype == object or arr.ndim != 2 or arr.shape[1] != n_motifs - 1:
-        got = "rows of different lengths" if arr.dtype == object else f"shape {arr.shape}"
+        got = ("rows of different lengths" if arr.dtype == object else
+               f"{arr.shape[1]} (a table of shape {arr.shape})" if arr.ndim == 2 else f"an array of shape {arr.shape}")
         raise OpError(f"{label}: expected {_gaps(n_motifs)} per row, got {got}")
     if arr.shape[0] == 0:
         raise OpError(f"{label}: expected at least one row of spacings")
@@ -157,6 +158,9 @@ class Space(Op):
         width = sum(len(m) for m in motifs)
         room = L - (start or 0)
         spans = width + table.sum(axis=1)
+        if width > room:
+            raise OpError(f"--start: {start} leaves {room} positions of sequences of length {L}, fewer than the "
+                          f"{width} of the motifs; expected at most {L - width}")
         if (spans > room).any():
             r = int(np.argmax(spans > room))
             where = f"from --start {start}" if start is not None else "centred"
