@@ -126,15 +126,17 @@ def test_generated_model_passes_kipoi_tanger_test_untouched(generated):
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == "kipoi-tanger test my_model"
-    names = ("kipoi test", "tanger section", "predict", "deeplift-shap", "marginalize", "product")
+    names = ("kipoi test", "tanger section", "predict", "deeplift-shap", "marginalize", "product", "ablate",
+             "space")
     rows = {n: next(l for l in lines if l.startswith(f"  {n} ")) for n in names}
     status = {n: rows[n].split(n, 1)[1].split()[0] for n in names}
     assert status == {"kipoi test": "PASS", "tanger section": "PASS", "predict": "PASS",
-                      "deeplift-shap": "PASS", "marginalize": "PASS", "product": "SKIP"}
+                      "deeplift-shap": "PASS", "marginalize": "PASS", "product": "SKIP",
+                      "ablate": "SKIP", "space": "SKIP"}
     assert "equal to test.expect.h5 to 5 decimals" in rows["predict"]
     delta = float(re.search(r"convergence delta\| (\S+)", rows["deeplift-shap"]).group(1))
     assert delta < 1e-3
-    assert r.stdout.splitlines()[-1] == "PASSED: 5 passed, 0 failed, 1 skipped"
+    assert r.stdout.splitlines()[-1] == "PASSED: 5 passed, 0 failed, 3 skipped"
     assert _tree_digest(generated.model_dir) == before     # the checks write nothing into the model dir
 
 
@@ -209,7 +211,8 @@ def test_tokens_template_passes_kipoi_tanger_test(tmp_path):
     rep = zoo.test(res.model_dir, kipoi_test=False)
     assert rep.passed, rep.format()
     assert _statuses(rep) == {"kipoi test": "SKIP", "tanger section": "PASS", "predict": "PASS",
-                              "deeplift-shap": "SKIP", "marginalize": "PASS", "product": "SKIP"}
+                              "deeplift-shap": "SKIP", "marginalize": "PASS", "product": "SKIP",
+                              "ablate": "SKIP", "space": "SKIP"}
     assert "layout (L)" in _detail(rep, "tanger section")
 
 
@@ -265,7 +268,8 @@ def test_kipoi_tanger_test_passes_on_motif_cnn(tmp_path, monkeypatch):
     rep = zoo.test(os.path.join(REPO, "example_models", "motif_cnn"), n_shuffles=2)
     assert rep.passed, rep.format()
     assert _statuses(rep) == {"kipoi test": "PASS", "tanger section": "PASS", "predict": "PASS",
-                              "deeplift-shap": "PASS", "marginalize": "PASS", "product": "SKIP"}
+                              "deeplift-shap": "PASS", "marginalize": "PASS", "product": "SKIP",
+                              "ablate": "SKIP", "space": "SKIP"}
     assert f"relative to {REPO}" in _detail(rep, "kipoi test")
     assert "output 'counts'" in _detail(rep, "tanger section")
     assert "32 regions" in _detail(rep, "predict")
@@ -300,7 +304,8 @@ def test_broken_tanger_section_fails(generated, edit, message):
     rep = zoo.test(d, kipoi_test=False)
     assert not rep.passed
     assert _statuses(rep) == {"kipoi test": "SKIP", "tanger section": "FAIL", "predict": "SKIP",
-                              "deeplift-shap": "SKIP", "marginalize": "SKIP", "product": "SKIP"}
+                              "deeplift-shap": "SKIP", "marginalize": "SKIP", "product": "SKIP",
+                              "ablate": "SKIP", "space": "SKIP"}
     assert message in _detail(rep, "tanger section")
     assert "postprocessing: tanger" in _detail(rep, "tanger section")
 
