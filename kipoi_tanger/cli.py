@@ -8,7 +8,7 @@ Commands:
   (:func:`kipoi_tanger.run.run`);
 * ``info`` (what the model declares and what was inferred), ``merge`` (join
   ``--shard`` outputs);
-* the tools: ``plot``, ``report``, ``export``, ``init``, ``test``, ``demo``.
+* the tools: ``plot``, ``report``, ``export``, ``init``, ``test``, ``zoo``, ``demo``.
 
 Third-party packages add commands through the ``kipoi_tanger.commands``
 entry-point group (a callable ``f(register)``; see :func:`register_command`).
@@ -349,9 +349,10 @@ def _cfg_init(p):
     p.add_argument("--test_root", default=None, metavar="DIR",
                    help="directory `kipoi test` will run from; test: expect: is written relative to it "
                         "(default: the working directory when NAME/ lies inside it, else -o DIR)")
-    p.add_argument("--dataloader", default="shared", choices=DATALOADER_MODES,
-                   help="shared: point at dataloaders/<component> of this checkout by relative path (default); "
-                        "copy: copy the loader into the model dir")
+    p.add_argument("--dataloader", default="auto", choices=DATALOADER_MODES,
+                   help="shared: point at the shipped dataloaders/<component> by relative path; copy: copy the "
+                        "loader into the model dir (self-contained); auto (default): shared inside the tree that "
+                        "holds dataloaders/ (a checkout's example_models/), else copy")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
 
 
@@ -360,7 +361,7 @@ def _run_init(a):
     res = init(a.name, template=a.template, output_dir=a.output_dir, overwrite=a.overwrite, seed=a.seed,
                params=parse_set(a.params), test_root=a.test_root, dataloader=a.dataloader)
     if not a.quiet:
-        print(next_steps(res, a.dataloader))
+        print(next_steps(res))
     return 0
 
 
@@ -394,6 +395,25 @@ def _run_test(a):
     return 0 if rep.passed else 1
 
 
+def _cfg_zoo(p):
+    from .tools.zoo import DATA_DIRS, ZOO_SOURCE
+    p.add_argument("--path", nargs="?", const="example_models", default=None, choices=DATA_DIRS,
+                   help="print only the path of one shipped directory (default example_models)")
+    p.add_argument("--source_name", default=ZOO_SOURCE, metavar="NAME",
+                   help=f"Kipoi source name in the printed config line (default {ZOO_SOURCE})")
+
+
+def _run_zoo(a):
+    from .tools.zoo import data_dir, data_dirs, kipoi_source_config
+    if a.path:
+        print(data_dir(a.path))
+        return 0
+    for name, path in data_dirs().items():
+        print(f"{name:16s} {path}")
+    print(f"# a local Kipoi source of the example zoo, for ~/.kipoi/config.yaml:\n{kipoi_source_config(a.source_name)}")
+    return 0
+
+
 def _cfg_demo(p):
     p.add_argument("--out", default="demo_output", help="output directory (default demo_output)")
     p.add_argument("--model", default=None, help="Kipoi model dir (default: the shipped example_models/motif_cnn)")
@@ -414,6 +434,8 @@ _TOOLS = (
      _run_report),
     ("export", "export results for other tools (modisco: tfmodisco-lite inputs)", _cfg_export, _run_export),
     ("init", "create a new zoo model dir from a template (weights + expect file included)", _cfg_init, _run_init),
+    ("zoo", "where the shipped example zoo, templates, dataloaders and workflows lie (+ a Kipoi source line)",
+     _cfg_zoo, _run_zoo),
     ("test", "kipoi test plus kipoi-tanger's checks (tanger section, every declared op, DeepLIFT deltas)",
      _cfg_test, _run_test),
     ("demo", "the main job on the shipped example model: predict, deeplift-shap, marginalize, logos, report",

@@ -17,9 +17,9 @@ __all__ = ["demo", "default_model"]
 
 
 def default_model() -> str:
-    """The shipped ``example_models/motif_cnn`` of a source checkout."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.path.join(root, "example_models", "motif_cnn")
+    """The shipped ``example_models/motif_cnn`` (in the installed package or the source checkout)."""
+    from .zoo.data import data_dir
+    return os.path.join(data_dir("example_models"), "motif_cnn")
 
 
 def demo(out: str = "demo_output", model: Optional[str] = None, n_shuffles: int = 20) -> Dict[str, str]:
@@ -36,7 +36,7 @@ def demo(out: str = "demo_output", model: Optional[str] = None, n_shuffles: int 
 
     model = model or default_model()
     if not os.path.isdir(model):
-        raise ValueError(f"demo: model dir {model} not found (run from a source checkout, or pass --model)")
+        raise ValueError(f"demo: model dir {model} not found (pass --model DIR)")
     os.makedirs(out, exist_ok=True)
     paths = {
         'predictions': os.path.join(out, 'predictions.h5'),

@@ -20,9 +20,9 @@ import time
 from typing import Callable, Dict, NamedTuple, Optional
 
 from ...adapter.errors import one_line
-from .templates import ZooError
+from .data import ZooError
 
-__all__ = ["test", "Check", "TestReport", "kipoi_executable", "OP_CHECKS"]
+__all__ = ["test", "Check", "TestReport", "kipoi_executable", "resolve_expect", "OP_CHECKS"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -68,45 +68,66 @@ def kipoi_executable():
     return shutil.which("kipoi")
 
 
+def _model_dir(model, source):
+    """The model's directory, for any Kipoi source (None when Kipoi cannot say)."""
+    if source == "dir":
+        return os.path.abspath(model)
+    try:
+        from ...adapter.target import import_kipoi
+        return import_kipoi().config.get_source(source).get_model_dir(model)
+    except Exception:
+        return None
+
+
 def _expect_setting(model_dir):
+    """``(test: expect:, precision_decimal)`` of a model dir's model.yaml."""
     from ...adapter.section import read_model_yaml
-    raw = read_model_yaml(model_dir) or {}
+    raw = (read_model_yaml(model_dir) or {}) if model_dir else {}
     t = raw.get("test") if isinstance(raw, dict) else None
     if not isinstance(t, dict):
         return None, 7
     return t.get("expect"), t.get("precision_decimal", 7)
 
 
-def _kipoi_run_dir(model_dir, expect):
-    """Where ``kipoi test`` must run for ``test: expect:`` to resolve, and a note when it is not the cwd."""
-    cwd = os.getcwd()
-    if not isinstance(expect, str) or os.path.isabs(expect) or os.path.exists(os.path.join(cwd, expect)):
-        return cwd, ""
+def resolve_expect(model_dir: Optional[str], expect) -> Optional[str]:
+    """The file a relative ``test: expect:`` path names, from any working directory.
+
+    Kipoi resolves it against the working directory; the zoo writes it relative
+    to the directory that holds the zoo (``example_models/NAME/test.expect.h5``)
+    and ``kipoi-tanger init`` relative to its ``test_root``. So: the working
+    directory first (as Kipoi), then the model dir and each of its parents.
+    Returns None for remote (``{url, md5}``) or unresolvable values.
+    """
+    if not isinstance(expect, str) or not expect:
+        return None
+    if os.path.isabs(expect):
+        return expect if os.path.isfile(expect) else None
+    here = os.path.abspath(expect)
+    if os.path.isfile(here):
+        return here
     d = model_dir
-    while True:
-        if os.path.exists(os.path.join(d, expect)):
-            return d, f" (test: expect is relative to {d}: run plain `kipoi test` from there)"
+    while d:
+        if os.path.isfile(os.path.join(d, expect)):
+            return os.path.join(d, expect)
         parent = os.path.dirname(d)
-        if parent == d:
-            return cwd, ""
-        d = parent
+        d = parent if parent != d else None
+    return None
 
 
 def _check_kipoi(model, source, batch_size, timeout):
     exe = kipoi_executable()
     if exe is None:
         return "FAIL", "the kipoi executable is not installed in this environment (pip install kipoi)"
-    expect, _ = (None, 7)
-    run_dir, note, arg = os.getcwd(), "", model
-    if source == "dir":
-        model_dir = os.path.abspath(model)
-        expect, _ = _expect_setting(model_dir)
-        run_dir, note = _kipoi_run_dir(model_dir, expect)
-        arg = model_dir if run_dir != os.getcwd() else model
-    cmd = [exe, "test", arg, "--source", source, "--batch_size", str(batch_size)]
+    expect, _ = _expect_setting(_model_dir(model, source))
+    cmd = [exe, "test", model, "--source", source, "--batch_size", str(batch_size)]
+    found, note = resolve_expect(_model_dir(model, source), expect), ""
+    if found is not None and found != os.path.abspath(expect):
+        # Kipoi would look for it under the working directory: hand it the file
+        cmd += ["--expect", found]
+        note = f" (test: expect {expect} resolved to {found}; plain `kipoi test` resolves it against the cwd)"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     try:
-        r = subprocess.run(cmd, cwd=run_dir, env=env, capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return "FAIL", f"`kipoi test` did not finish within {timeout} s"
     out = _ANSI.sub("", (r.stdout or "") + "\n" + (r.stderr or ""))
@@ -119,7 +140,7 @@ def _check_kipoi(model, source, batch_size, timeout):
         next((l for l in reversed(lines) if re.search(r"(Error|Exception)\b", l)), None) or \
         (lines[-1] if lines else f"exit status {r.returncode}")
     if "don't match" in pick:
-        pick = "Model predictions don't match the expected predictions in " + str(expect)
+        pick = "Model predictions don't match the expected predictions in " + str(found or expect)
     return "FAIL", _short(f"`kipoi test` exited with {r.returncode}: {pick}{note}")
 
 
@@ -156,9 +177,11 @@ def test(model: str, source: str = "dir", batch_size: int = 32, n_shuffles: int 
     Checks, in order (each PASS, FAIL or SKIP with a one-line detail):
 
     1. ``kipoi test``: the real ``kipoi`` executable in a subprocess (a fresh
-       process, as contributors and CI run it). For ``--source dir`` it runs
-       from the working directory, or from the nearest parent of the model
-       dir where ``test: expect:`` resolves (the detail then says so).
+       process, as contributors and CI run it), from the working directory,
+       for any source. A relative ``test: expect:`` that does not resolve
+       there is looked up from the model dir and its parents
+       (:func:`resolve_expect`) and handed to ``kipoi test --expect`` (the
+       detail then says so), so the check passes from any directory.
     2. ``tanger section``: the model loads through the adapter and its
        ``postprocessing: tanger:`` section is valid (known keys and ops, a
        layout matching the schema, ...).
@@ -361,14 +384,10 @@ class _OpChecks:
         self.state["preds"] = preds
         n = len(next(iter(preds.values())))
         self.state["n"] = n
-        expect, decimal = (None, 7)
-        if self.t.source == "dir":
-            model_dir = os.path.abspath(self.t.name)
-            expect, decimal = _expect_setting(model_dir)
-            if isinstance(expect, str):
-                run_dir, _ = _kipoi_run_dir(model_dir, expect)
-                expect = os.path.join(run_dir, expect)
-        if not (isinstance(expect, str) and os.path.isfile(expect)):
+        model_dir = _model_dir(self.t.name, self.t.source)
+        expect, decimal = _expect_setting(model_dir)
+        expect = resolve_expect(model_dir, expect)
+        if expect is None:
             return "PASS", f"{n} regions, finite (no local test.expect file to compare with)"
         want = _datasets(expect, "preds")
         if sorted(want) != sorted(preds):

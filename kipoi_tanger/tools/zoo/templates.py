@@ -1,7 +1,7 @@
 """``kipoi-tanger init``: a new zoo model dir from a template.
 
-:func:`init` renders a template from the top-level ``model_templates/``
-directory into a new Kipoi model dir, writes seeded initial weights and the
+:func:`init` renders a template from the shipped ``model_templates/``
+(:func:`~kipoi_tanger.tools.zoo.data.data_dir`) into a new Kipoi model dir, writes seeded initial weights and the
 ``test.expect.h5`` file, so the fresh model passes ``kipoi test`` and
 ``kipoi-tanger test`` (:mod:`~kipoi_tanger.tools.zoo.checks`) untouched.
 
@@ -26,21 +26,21 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 from typing import List, NamedTuple, Optional
 
 from ...adapter.errors import one_line, suggest
+from .data import ZooError, data_dir
 
 __all__ = ["ZooError", "Template", "InitResult", "init", "render", "templates_dir", "list_templates",
-           "shared_dataloader", "write_expect", "run_script", "checkout_dir", "is_within", "next_steps", "parse_set",
+           "shared_dataloader", "write_expect", "run_script", "is_within", "next_steps", "parse_set",
            "TEMPLATES_ENV", "DEFAULT_TEMPLATE", "EXPECT_FILE", "DATALOADER_MODES"]
 
 TEMPLATES_ENV = "KIPOI_TANGER_TEMPLATES"
 DEFAULT_TEMPLATE = "pytorch_onehot"
 COMMON = "_common"
 EXPECT_FILE = "test.expect.h5"
-DATALOADER_MODES = ("shared", "copy")
+DATALOADER_MODES = ("auto", "shared", "copy")
 SHARED_MODULE = "_shared.py"     # dataloaders/_shared.py: the module every shared component loads by path
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -51,38 +51,13 @@ _DERIVED = ("name", "class_name", "seed", "expect_path", "model_path", "test_roo
             "dataloader_defined_as", "dataloader_note")
 
 
-class ZooError(ValueError):
-    """Bad input to ``init``/``test`` (one line; the CLI exits with status 2)."""
-
-
 # ---------------------------------------------------------------------------
-# locating templates and shared dataloaders
-
-
-def _package_dir():
-    """The installed ``kipoi_tanger`` package directory."""
-    import kipoi_tanger
-    return os.path.dirname(os.path.abspath(kipoi_tanger.__file__))
-
-
-def checkout_dir() -> Optional[str]:
-    """The source checkout holding the package (editable install), or None."""
-    root = os.path.dirname(_package_dir())
-    return root if os.path.isdir(os.path.join(root, "model_templates")) else None
-
-
-def _share_dir():
-    """Where a wheel's ``data_files`` would put templates and dataloaders."""
-    return os.path.join(sys.prefix, "share", "kipoi_tanger")
+# locating templates and shared dataloaders (shipped in the package: see .data)
 
 
 def templates_dir() -> str:
-    """The directory holding the templates.
-
-    Looked up in order: ``$KIPOI_TANGER_TEMPLATES``; ``model_templates/``
-    inside the installed package (package data); ``model_templates/`` next to
-    the package (a source checkout / editable install);
-    ``<sys.prefix>/share/kipoi_tanger/model_templates`` (wheel data files).
+    """The directory holding the templates: ``$KIPOI_TANGER_TEMPLATES``, else the shipped
+    ``model_templates/`` (:func:`~kipoi_tanger.tools.zoo.data.data_dir`).
 
     Raises
     ------
@@ -94,14 +69,10 @@ def templates_dir() -> str:
         if not os.path.isdir(env):
             raise ZooError(f"${TEMPLATES_ENV}: {env} is not a directory")
         return os.path.abspath(env)
-    for d in (os.path.join(_package_dir(), "model_templates"),
-              os.path.join(os.path.dirname(_package_dir()), "model_templates"),
-              os.path.join(_share_dir(), "model_templates")):
-        if os.path.isdir(d):
-            return d
-    raise ZooError(f"model templates not found (looked for model_templates/ in and next to {_package_dir()} and "
-                   f"in {_share_dir()}); use a source checkout of kipoi_tanger (pip install -e .) or set "
-                   f"${TEMPLATES_ENV}")
+    try:
+        return data_dir("model_templates")
+    except ZooError as e:
+        raise ZooError(f"model templates not found: {e}; or set ${TEMPLATES_ENV}") from None
 
 
 def list_templates() -> dict:
@@ -119,14 +90,15 @@ def list_templates() -> dict:
 
 
 def shared_dataloader(component: str) -> str:
-    """Path of ``dataloaders/<component>/dataloader.py`` (source checkout, else wheel data files)."""
-    paths = [os.path.join(root, "dataloaders", component, "dataloader.py")
-             for root in (os.path.dirname(_package_dir()), _share_dir())]
-    for path in paths:
-        if os.path.isfile(path):
-            return path
-    raise ZooError(f"shared dataloader component {component!r} not found ({' or '.join(paths)}); "
-                   "kipoi-tanger init needs a source checkout of kipoi_tanger (pip install -e .)")
+    """Path of the shipped ``dataloaders/<component>/dataloader.py``."""
+    try:
+        root = data_dir("dataloaders")
+    except ZooError as e:
+        raise ZooError(f"shared dataloader component {component!r} not found: {e}") from None
+    path = os.path.join(root, component, "dataloader.py")
+    if not os.path.isfile(path):
+        raise ZooError(f"shared dataloader component {component!r} not found ({path})")
+    return path
 
 
 def _read_yaml(path):
@@ -308,6 +280,7 @@ class InitResult(NamedTuple):
     test_root: str          # run `kipoi test` from here ...
     model_path: str         # ... as `kipoi test <model_path> --source dir`
     expect_path: str        # model.yaml's test: expect: (relative to test_root)
+    dataloader: str = "shared"   # 'shared' (loads the shipped component by relative path) or 'copy'
 
 
 def write_expect(model_dir: str, batch_size: int = 32, path: Optional[str] = None) -> str:
@@ -372,7 +345,7 @@ def run_script(model_dir: str, fname: str, argv: List[str]) -> None:
 
 
 def init(name: str, template: str = DEFAULT_TEMPLATE, output_dir: str = ".", overwrite: bool = False, seed: int = 0,
-         params: Optional[dict] = None, test_root: Optional[str] = None, dataloader: str = "shared",
+         params: Optional[dict] = None, test_root: Optional[str] = None, dataloader: str = "auto",
          batch_size: int = 32) -> "InitResult":
     """Create a new zoo model dir from a template (non-interactive).
 
@@ -403,11 +376,13 @@ def init(name: str, template: str = DEFAULT_TEMPLATE, output_dir: str = ".", ove
         Directory ``kipoi test`` will run from; ``test: expect:`` is written
         relative to it. Default: the working directory when the model dir lies
         inside it, else ``output_dir``.
-    dataloader : {'shared', 'copy'}, default 'shared'
-        'shared': the thin dataloader.yaml points at ``dataloaders/<component>``
-        of this checkout by relative path (the zoo convention); 'copy': copy
-        that file (and ``dataloaders/_shared.py``, which it loads) into the
-        model dir (a self-contained model dir).
+    dataloader : {'auto', 'shared', 'copy'}, default 'auto'
+        'shared': the thin dataloader.yaml points at the shipped
+        ``dataloaders/<component>`` by relative path (the zoo convention);
+        'copy': copy that file (and ``dataloaders/_shared.py``, which it loads)
+        into the model dir (a self-contained model dir, e.g. after a plain
+        ``pip install``); 'auto': 'shared' when the model dir lies in the tree
+        that holds ``dataloaders/`` (a checkout's ``example_models/``), else 'copy'.
     batch_size : int, default 32
         Batch size used to write the expect file.
 
@@ -434,6 +409,9 @@ def init(name: str, template: str = DEFAULT_TEMPLATE, output_dir: str = ".", ove
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ZooError(f"-o/--output_dir: {output_dir} is not a directory")
     shared = shared_dataloader(tpl.dataloader_component)
+    if dataloader == "auto":
+        dataloader = "shared" if is_within(model_dir, os.path.dirname(os.path.dirname(os.path.dirname(shared)))) \
+            else "copy"
 
     if test_root is None:
         root = os.getcwd() if is_within(model_dir, os.getcwd()) else output_dir
@@ -505,10 +483,10 @@ def init(name: str, template: str = DEFAULT_TEMPLATE, output_dir: str = ".", ove
                 os.replace(os.path.join(staging, relpath), dst)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return InitResult(model_dir, sorted(_posix(w) for w in written), root, rel, expect_path)
+    return InitResult(model_dir, sorted(_posix(w) for w in written), root, rel, expect_path, dataloader)
 
 
-def next_steps(res: InitResult, dataloader: str = "shared") -> str:
+def next_steps(res: InitResult) -> str:
     """What ``kipoi-tanger init`` prints after creating a model dir: how to check it."""
     cwd = os.getcwd()
     where = "here" if os.path.abspath(res.test_root) == cwd else res.test_root
@@ -518,10 +496,11 @@ def next_steps(res: InitResult, dataloader: str = "shared") -> str:
             f"  kipoi test {res.model_path} --source dir\n"
             f"  kipoi-tanger test {res.model_path}\n"
             f"then read {os.path.join(rel, 'README.md')} to make it yours")
-    checkout = checkout_dir()
-    if dataloader == "shared" and checkout and not is_within(res.model_dir, checkout):
-        text += (f"\nnote: its dataloader.yaml loads the shared loader from {checkout}/dataloaders by relative "
-                 "path; pass --dataloader copy for a self-contained model dir")
+    if res.dataloader == "shared":
+        root = os.path.dirname(data_dir("dataloaders"))
+        if not is_within(res.model_dir, root):
+            text += (f"\nnote: its dataloader.yaml loads the shared loader from {root}/dataloaders by relative "
+                     "path; pass --dataloader copy for a self-contained model dir")
     return text
 
 
