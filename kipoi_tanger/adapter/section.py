@@ -17,25 +17,38 @@ optional::
         extra_inputs: [alpha, beta]  # forward() inputs the dataloader does not
                                      # provide (product --args)
         ops: [predict, deeplift-shap, marginalize, product]
+        deeplift_rules:              # DeepLIFT rules by class name (rescale, maxpool,
+          model.MyAct: rescale       # softmax, logsoftmax, linear or pkg.mod:function)
+          model.Lambda: linear
 
-Declared values win; what the section leaves out is inferred from the schema
-(``special_type: DNASeq``, an axis of size 4); what cannot be inferred is
-recorded in ``TangerSpec.problems`` and stops only the ops that need it.
+Declared values win; what the section leaves out is taken from the dataloader's
+arguments where their meaning is known (kipoiseq's ``SeqIntervalDl``:
+``alphabet``, ``alphabet_axis``, ``dummy_axis``, ``auto_resize_len``; the
+shared ``interval_onehot``: ``layout``, ``seq_len``; see
+:mod:`~kipoi_tanger.adapter.loader_format`), then inferred from the schema
+(``special_type: DNASeq``, an axis of size 4). The section, the dataloader and
+the schema must agree: a conflict is one error line. What cannot be inferred
+is recorded in ``TangerSpec.problems`` and stops only the ops that need it.
+
+**Channel order.** ``TangerSpec.model_alphabet`` is the order of the model's
+one-hot channels (or token values); ``TangerSpec.alphabet`` is the order ops
+see and results files use, A, C, G, T for any ordering of those letters
+(:func:`~kipoi_tanger.adapter.layout.canonical_alphabet`). The layout maps
+between the two (:meth:`~kipoi_tanger.adapter.layout.Layout.with_alphabet`).
 """
 import os
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Tuple
 
 from .errors import AdapterError, suggest
-from .layout import Layout, format_shape, infer_layout
+from .layout import DNA, Layout, canonical_alphabet, format_shape, infer_layout
 
 __all__ = ["SECTION_KEYS", "REDUCE_OPS", "DNA", "NO_SEQUENCE", "TangerSpec", "read_model_yaml", "tanger_section",
            "parse_reduce", "resolve_spec", "schema_entries", "match_key", "special_type", "squeeze_trailing",
            "check_axes", "reduced_shape", "registered_ops"]
 
-SECTION_KEYS = ("sequence_input", "layout", "alphabet", "output", "reduce", "extra_inputs", "ops")
+SECTION_KEYS = ("sequence_input", "layout", "alphabet", "output", "reduce", "extra_inputs", "ops", "deeplift_rules")
 REDUCE_OPS = ("sum", "mean")
-DNA = ("A", "C", "G", "T")
 NO_SEQUENCE = "no input has special_type DNASeq, or an alphabet axis besides a length axis"
 
 
@@ -127,8 +140,10 @@ class TangerSpec:
     input_names: list                      # display names of the schema inputs
     input_shapes: list
     sequence_input: object = None          # key into input_keys, or None when unknown
-    layout: Layout = None
-    alphabet: tuple = DNA
+    layout: Layout = None                  # axes, and the channel order between alphabet and model_alphabet
+    alphabet: tuple = DNA                  # the order ops and results files use (ACGT for DNA)
+    model_alphabet: tuple = DNA            # the order of the model's one-hot channels / token values
+    length: Optional[int] = None           # sequence length (schema or dataloader), None when not fixed
     output: object = None                  # None (single output), int or str
     output_shape: tuple = None
     reduce: dict = None
@@ -138,6 +153,8 @@ class TangerSpec:
     target_keys: list = field(default_factory=list)
     target_names: list = field(default_factory=list)
     column_labels: list = field(default_factory=list)
+    deeplift_rules: Optional[dict] = None  # {class name: rule name} as declared (see rules_from_names)
+    loader: object = None                  # LoaderFormat of the dataloader, None when unknown
     provenance: dict = field(default_factory=dict)
     problems: dict = field(default_factory=dict)   # op-blocking reasons, e.g. {'layout': '...'}
 
@@ -154,13 +171,8 @@ class TangerSpec:
 
     @property
     def sequence_length(self) -> Optional[int]:
-        """L from the schema shape of the sequence input (None when not fixed)."""
-        if self.layout is None or self.sequence_input not in self.input_keys:
-            return None
-        shape = self.input_shapes[self.input_keys.index(self.sequence_input)]
-        if shape is None or len(shape) != len(self.layout.axes):
-            return None
-        return shape[self.layout.length_axis()]
+        """L from the schema shape of the sequence input or the dataloader's arguments (None when not fixed)."""
+        return self.length
 
     @property
     def prediction_names(self) -> Optional[list]:
@@ -182,10 +194,13 @@ class TangerSpec:
             "no_sequence_input": self.no_sequence_input,
             "layout": None if self.layout is None else str(self.layout),
             "alphabet": list(self.alphabet),
+            "model_alphabet": list(self.model_alphabet),
+            "length": self.length,
             "output": self.output_name,
             "reduce": None if self.reduce is None else {"op": self.reduce["op"], "axis": list(self.reduce["axis"])},
             "extra_inputs": list(self.extra_inputs),
             "ops": list(self.ops),
+            "deeplift_rules": None if self.deeplift_rules is None else dict(self.deeplift_rules),
             "inputs": [{"name": n, "shape": None if s is None else format_shape(s)}
                        for n, s in zip(self.input_names, self.input_shapes)],
             "targets": list(self.target_names),
@@ -194,8 +209,12 @@ class TangerSpec:
         }
 
 
-def schema_entries(node):
-    """(call, keys, names, schemas) of a Kipoi nested schema (ArraySchema, list or dict)."""
+def schema_entries(node, unnamed: str = "inputs"):
+    """(call, keys, names, schemas) of a Kipoi nested schema (ArraySchema, list or dict).
+
+    A single array without a ``name`` is called ``unnamed`` (``inputs`` for
+    inputs, ``preds`` for targets: the names Kipoi's files give them).
+    """
     if node is None:
         return "array", [], [], []
     if isinstance(node, dict):
@@ -204,7 +223,7 @@ def schema_entries(node):
     if isinstance(node, (list, tuple)):
         return "list", list(range(len(node))), [getattr(s, "name", None) or str(i) for i, s in enumerate(node)], list(node)
     # a single array: key 0 (never None, which means "unknown")
-    return "array", [0], [getattr(node, "name", None) or "inputs"], [node]
+    return "array", [0], [getattr(node, "name", None) or unnamed], [node]
 
 
 def special_type(schema):
@@ -228,33 +247,80 @@ def match_key(value, keys, names, what, where):
                        f"expected one of {', '.join(map(str, names))}")
 
 
-def resolve_spec(schema, section: dict, where: str = "model.yaml", known_ops: Optional[Sequence[str]] = None
-                 ) -> "TangerSpec":
-    """Combine the model schema and the ``tanger`` section into a :class:`TangerSpec`.
+def _fits(layout: Layout, shape, A: int) -> bool:
+    """True when a schema shape (``None`` = any size) can hold one example in ``layout``."""
+    if shape is None:
+        return True
+    if len(shape) != len(layout.axes):
+        return False
+    want = {"A": A, "1": 1}
+    return all(s is None or a not in want or s == want[a] for a, s in zip(layout.axes, shape))
 
-    Declared values win; missing ones are inferred from the schema
-    (``special_type: DNASeq``, an axis of size 4); what cannot be inferred is
-    recorded in ``problems`` and only stops the ops that need it.
+
+def _letters(alphabet) -> str:
+    return "".join(alphabet) if all(len(c) == 1 for c in alphabet) else str(list(alphabet))
+
+
+def resolve_spec(schema, section: dict, where: str = "model.yaml", known_ops: Optional[Sequence[str]] = None,
+                 loader=None) -> "TangerSpec":
+    """Combine the model schema, the ``tanger`` section and the dataloader's format into a :class:`TangerSpec`.
+
+    Declared values win; missing ones come from the dataloader's arguments
+    (``loader``), then from the schema (``special_type: DNASeq``, an axis of
+    size 4); what cannot be inferred is recorded in ``problems`` and only stops
+    the ops that need it. Conflicts between the three are one AdapterError line.
+
+    Parameters
+    ----------
+    schema : kipoi.specs.ModelSchema
+    section : dict
+        The ``postprocessing: tanger:`` section (:func:`tanger_section`).
+    where : str
+        How to name model.yaml in messages.
+    known_ops : sequence of str, optional
+        Op names the ``ops:`` key may list (default: the registry).
+    loader : LoaderFormat, optional
+        What the dataloader yields (:func:`~kipoi_tanger.adapter.loader_format.loader_format`).
+
+    Returns
+    -------
+    TangerSpec
     """
     w = f"{where}: postprocessing: tanger"
     call, keys, names, schemas = schema_entries(getattr(schema, "inputs", None))
     shapes = [tuple(s.shape) if getattr(s, "shape", None) is not None else None for s in schemas]
     spec = TangerSpec(call=call, input_keys=keys, input_names=names, input_shapes=shapes)
     prov, problems = spec.provenance, spec.problems
+    if loader is not None and len(keys) > 1:
+        loader = None          # a one-array dataloader for a several-input model: say nothing
+    spec.loader = loader
+    # a conflict set by this run's --dataloader_args is reported under that name
+    lw = {k: ("--dataloader_args" if loader is not None and any(
+        a in loader.run_args for a in {"alphabet": ("alphabet",), "layout": ("alphabet_axis", "dummy_axis", "layout"),
+                                       "length": ("auto_resize_len", "seq_len")}[k]) else where)
+          for k in ("alphabet", "layout", "length")}
 
-    # alphabet
+    # alphabet (the model's one-hot order)
     alphabet = section.get("alphabet")
-    if alphabet is None:
-        spec.alphabet, prov["alphabet"] = DNA, "default"
-    else:
+    if alphabet is not None:
         if isinstance(alphabet, str):
             alphabet = list(alphabet)
         if not isinstance(alphabet, (list, tuple)) or len(alphabet) < 2 or \
                 not all(isinstance(c, str) and len(c) == 1 and not c.isspace() for c in alphabet) or \
                 len(set(alphabet)) != len(alphabet):
             raise AdapterError(f"{w}: alphabet: expected a list of distinct single characters, got {alphabet!r}")
-        spec.alphabet, prov["alphabet"] = tuple(alphabet), "declared"
-    A = len(spec.alphabet)
+        alphabet = tuple(alphabet)
+        if loader is not None and alphabet != loader.alphabet:
+            raise AdapterError(f"{lw['alphabet']}: postprocessing: tanger: alphabet {_letters(alphabet)} conflicts "
+                               f"with the dataloader's one-hot order {_letters(loader.alphabet)} "
+                               f"({loader.provenance['alphabet']})")
+        spec.model_alphabet, prov["alphabet"] = alphabet, "declared"
+    elif loader is not None:
+        spec.model_alphabet, prov["alphabet"] = loader.alphabet, f"from the dataloader: {loader.provenance['alphabet']}"
+    else:
+        spec.model_alphabet, prov["alphabet"] = DNA, "default"
+    spec.alphabet = canonical_alphabet(spec.model_alphabet)
+    A = len(spec.model_alphabet)
 
     # sequence input
     if "sequence_input" in section:
@@ -270,6 +336,9 @@ def resolve_spec(schema, section: dict, where: str = "model.yaml", known_ops: Op
             spec.sequence_input, prov["sequence_input"] = keys[0], f"inferred: the only input (shape has an axis of size {A})"
         elif len(four) == 1:
             spec.sequence_input, prov["sequence_input"] = four[0], f"inferred: the only input with an axis of size {A}"
+        elif len(keys) == 1 and loader is not None:
+            spec.sequence_input = keys[0]
+            prov["sequence_input"] = "inferred: the only input, the dataloader's one-hot sequence"
         elif not dna and not four:
             prov["sequence_input"] = NO_SEQUENCE
             problems["sequence_input"] = (f"the model has no sequence input (no input has special_type DNASeq, "
@@ -283,9 +352,13 @@ def resolve_spec(schema, section: dict, where: str = "model.yaml", known_ops: Op
 
     # layout
     seq_shape = shapes[keys.index(spec.sequence_input)] if spec.sequence_input in keys else None
+    dl_layout = loader.layout if loader is not None and spec.sequence_input is not None else None
     if "layout" in section:
         spec.layout = Layout.parse(section["layout"])
         prov["layout"] = "declared"
+        if dl_layout is not None and dl_layout.axes != spec.layout.axes:
+            raise AdapterError(f"{lw['layout']}: postprocessing: tanger: layout {spec.layout} conflicts with the "
+                               f"dataloader's {dl_layout} ({loader.provenance['layout']})")
         if seq_shape is not None and len(seq_shape) != len(spec.layout.axes):
             raise AdapterError(f"{w}: layout {spec.layout} has {len(spec.layout.axes)} axes but the schema "
                                f"shape of {spec.sequence_name!r} is {format_shape(seq_shape)}")
@@ -294,6 +367,14 @@ def resolve_spec(schema, section: dict, where: str = "model.yaml", known_ops: Op
             if a is not None and a != A:
                 raise AdapterError(f"{w}: layout {spec.layout} puts the alphabet on an axis of size {a} in "
                                    f"{format_shape(seq_shape)}, but the alphabet has {A} letters")
+    elif dl_layout is not None:
+        if not _fits(dl_layout, seq_shape, A):
+            raise AdapterError(f"{lw['layout']}: the dataloader yields one-hot sequences laid out {dl_layout} "
+                               f"({loader.provenance['layout']}), but the schema shape of input "
+                               f"{spec.sequence_name!r} is {format_shape(seq_shape)}")
+        spec.layout = dl_layout
+        prov["layout"] = f"from the dataloader: {loader.provenance['layout']}" + (
+            f"; fits the schema shape {format_shape(seq_shape)}" if seq_shape is not None else "")
     elif spec.sequence_input is not None:
         layout, why = infer_layout(seq_shape, A)
         if layout is None:
@@ -305,9 +386,38 @@ def resolve_spec(schema, section: dict, where: str = "model.yaml", known_ops: Op
             prov["layout"] = f"inferred from the schema shape {format_shape(seq_shape)}"
     else:
         prov["layout"] = "no sequence input" if prov["sequence_input"] == NO_SEQUENCE else "unknown"
+    if spec.layout is not None:
+        spec.layout = spec.layout.with_alphabet(spec.model_alphabet)
+
+    # length
+    schema_len = None
+    if spec.layout is not None and seq_shape is not None and len(seq_shape) == len(spec.layout.axes):
+        schema_len = seq_shape[spec.layout.length_axis()]
+    dl_len = loader.length if dl_layout is not None else None
+    if schema_len is not None and dl_len is not None and schema_len != dl_len:
+        raise AdapterError(f"{lw['length']}: the dataloader yields sequences of length {dl_len} "
+                           f"({loader.provenance['length']}), but the schema shape of input {spec.sequence_name!r} "
+                           f"is {format_shape(seq_shape)}")
+    if schema_len is not None:
+        spec.length = schema_len
+        prov["length"] = f"the schema shape {format_shape(seq_shape)}" + (
+            f"; the dataloader agrees ({loader.provenance['length']})" if dl_len is not None else "")
+    elif dl_len is not None:
+        spec.length, prov["length"] = dl_len, f"from the dataloader: {loader.provenance['length']}"
+    elif spec.layout is not None:
+        prov["length"] = "not fixed (the schema and the dataloader leave it open)"
+
+    # DeepLIFT rules by class name (resolved against the loaded model by the target)
+    rules = section.get("deeplift_rules")
+    if rules is not None:
+        if not isinstance(rules, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in rules.items()):
+            raise AdapterError(f"{w}: deeplift_rules: expected a mapping {{class name: rule name}}, e.g. "
+                               f"{{model.MyAct: rescale, model.Lambda: linear}}, got {rules!r}")
+        spec.deeplift_rules = dict(rules)
+        prov["deeplift_rules"] = "declared"
 
     # outputs
-    tcall, tkeys, tnames, tschemas = schema_entries(getattr(schema, "targets", None))
+    tcall, tkeys, tnames, tschemas = schema_entries(getattr(schema, "targets", None), unnamed="preds")
     spec.target_call, spec.target_keys, spec.target_names = tcall, tkeys, tnames
     tshapes = [tuple(s.shape) if getattr(s, "shape", None) is not None else None for s in tschemas]
     if "output" in section:
