@@ -6,6 +6,13 @@ dataloader class. It answers the questions ops ask of a model: can this op
 run (:meth:`KipoiTarget.require`), which output and target to explain, which
 dataloader arguments are valid; and it builds the wrapper through which every
 op calls the model (:meth:`KipoiTarget.wrap`).
+
+The sequence's alphabet, layout and length also follow the dataloader's
+arguments (:mod:`~kipoi_tanger.adapter.loader_format`): those of model.yaml at
+load, then those of the run (:meth:`KipoiTarget.dataloader_args` re-resolves
+the spec when ``--dataloader_args`` changes them). DeepLIFT rules declared
+under ``postprocessing: tanger: deeplift_rules`` are resolved against the
+loaded model (:attr:`KipoiTarget.deeplift_rules`).
 """
 import os
 import re
@@ -15,11 +22,12 @@ import numpy as np
 
 from .errors import AdapterError, one_line, suggest
 from .layout import format_shape
+from .loader_format import loader_format
 from .section import (match_key, read_model_yaml, reduced_shape, resolve_spec, schema_entries, squeeze_trailing,
                       tanger_section)
 from .wrapper import adapted_module_class
 
-__all__ = ["KipoiTarget", "load", "no_rule_module", "find_torch_module", "resolve_example", "import_kipoi",
+__all__ = ["KipoiTarget", "load", "find_torch_module", "resolve_example", "import_kipoi",
            "kipoi_predict_example"]
 
 
@@ -85,18 +93,26 @@ class KipoiTarget:
     kmodel : kipoi.model.BaseModel
         The Kipoi model object.
     module : torch.nn.Module
-        Its torch module.
+        What forward-only ops call: its torch module, or, for models of other
+        frameworks, a shim around its own ``predict_on_batch``
+        (:mod:`~kipoi_tanger.adapter.backends`).
+    backend : Backend
+        How the model is called (framework, graph ops, the Keras conversion).
     spec : TangerSpec
         Declared/inferred sequence input, layout, output, reduction, ops.
     Dl : type
         The dataloader class (the model's default or the ``dataloader`` override).
     """
 
-    def __init__(self, name, source, kmodel, module, spec, Dl, dataloader_name=None):
+    def __init__(self, name, source, kmodel, module, spec, Dl, dataloader_name=None, backend=None):
         self.name = name
         self.source = source
         self.kmodel = kmodel
         self.module = module
+        if backend is None:
+            from .backends import make_backend
+            backend = make_backend(kmodel if module is None else module, name, spec.call)
+        self.backend = backend
         self.spec = spec
         self.Dl = Dl
         self.dataloader_name = dataloader_name
@@ -109,9 +125,8 @@ class KipoiTarget:
         if op not in spec.ops:
             why = ""
             if op == "deeplift-shap":
-                found = no_rule_module(self.module)
-                if found is not None:
-                    why = f"; its module contains {found[1]} ({found[0]!r}), and {found[2]}"
+                refusal = self._rule_refusal()
+                why = f"; {refusal}" if refusal else ""
             raise AdapterError(f"model {self.name}: op {op!r} is not supported (postprocessing: tanger: ops "
                                f"declares {', '.join(spec.ops)}){why}")
         if op == "predict" and not explain:
@@ -121,11 +136,9 @@ class KipoiTarget:
                 raise AdapterError(f"model {self.name}: {op} needs the sequence input: {spec.problems[key]}")
         if explain:
             # the op's own refusal, before any data is loaded (same rules as deep_lift_shap)
-            from .._deeplift_rules import build_rules, ruled_modules
-            try:
-                ruled_modules(self.module, build_rules(), "deep_lift_shap")
-            except ValueError as e:
-                raise AdapterError(f"model {self.name}: {e}") from None
+            refusal = self._rule_refusal()
+            if refusal:
+                raise AdapterError(f"model {self.name}: {refusal}")
             if spec.layout.tokens:
                 raise AdapterError(f"model {self.name}: DeepLIFT/SHAP needs a one-hot sequence input, but "
                                    f"{spec.sequence_name!r} takes integer tokens (layout {spec.layout})")
@@ -138,6 +151,82 @@ class KipoiTarget:
                     f"model {self.name}: output {name} has shape {format_shape(shape)} per example; DeepLIFT/SHAP "
                     "explains a (n_targets,) output: declare a reduction, e.g. reduce: {op: sum, axis: -1}, "
                     "under postprocessing: tanger")
+
+    def require_graph(self, op: str) -> None:
+        """Raise AdapterError unless graph op ``op`` (DeepLIFT/SHAP) can run on this model: a torch
+        model, or a Keras model converted to torch (see :mod:`~kipoi_tanger.adapter.backends`)."""
+        self.backend.require_graph(op)
+
+    def file_attrs(self, op=None) -> dict:
+        """HDF5 attributes on how the model was run: ``framework`` and, after a graph op
+        on a converted Keras model, its first-batch ``conversion_check``."""
+        uses_graph = op is not None and any(o.needs_graph for o in op.walk())
+        return self.backend.file_attrs(uses_graph)
+
+    # -- DeepLIFT rules and the dataloader's format ---------------------------
+
+    def configure(self, raw_yaml: Optional[dict], where: str) -> "KipoiTarget":
+        """Resolve the spec with what the dataloader's arguments say (model.yaml's and the
+        dataloader's defaults) and validate the declared DeepLIFT rules; returns self.
+
+        Parameters
+        ----------
+        raw_yaml : dict or None
+            The raw model.yaml (:func:`~kipoi_tanger.adapter.section.read_model_yaml`).
+        where : str
+            How to name model.yaml in messages.
+        """
+        self._yaml, self._where = raw_yaml, where
+        self._section = tanger_section(raw_yaml, where)
+        self._base_spec = self.spec = resolve_spec(self.kmodel.schema, self._section, where,
+                                                   loader=loader_format(self.Dl, raw_yaml, where=where))
+        self._rules = None
+        if self.spec.deeplift_rules is not None:
+            self.deeplift_rules         # noqa: B018 (bad declarations are load errors)
+        return self
+
+    @property
+    def deeplift_rules(self) -> Optional[dict]:
+        """``{class: rule}`` from ``postprocessing: tanger: deeplift_rules`` for ``deep_lift_shap``'s
+        ``additional_nonlinear_ops`` (None when the section declares none)."""
+        decl = self.spec.deeplift_rules
+        if decl is None:
+            return None
+        if getattr(self, "_rules", None) is None:
+            from ..deep_lift_shap import rules_from_names
+            raw = getattr(self, "_yaml", None) or {}
+            args = raw.get("args") if isinstance(raw, dict) else None
+            module_file = args.get("module_file") if isinstance(args, dict) else None
+            where = f"{getattr(self, '_where', 'model.yaml')}: postprocessing: tanger: deeplift_rules"
+            try:
+                self._rules = rules_from_names(decl, model=self.module,
+                                               module_file=module_file if isinstance(module_file, str) else None,
+                                               where=where)
+            except (ValueError, TypeError) as e:
+                raise AdapterError(one_line(e)) from None
+        return self._rules
+
+    def _rule_refusal(self) -> Optional[str]:
+        """Why DeepLIFT/SHAP refuses the model before any data is seen (a module of a class with no
+        sound rule, e.g. a GRU, and none declared), or None."""
+        from .._deeplift_rules import build_rules, ruled_modules
+        try:
+            ruled_modules(self.module, build_rules(self.deeplift_rules), "deep_lift_shap")
+        except ValueError as e:
+            return (f"{one_line(e)}; or declare a rule for its class under postprocessing: tanger: "
+                    "deeplift_rules ({class: rule name or pkg.mod:function})")
+        return None
+
+    def _apply_run_args(self, kwargs: dict, label: str) -> None:
+        """Re-resolve the spec when this run's dataloader arguments change the sequence's format."""
+        base = getattr(self, "_base_spec", None)
+        if base is None or base.loader is None:
+            return
+        fmt = loader_format(self.Dl, self._yaml, run_kwargs=kwargs, where=self._where, run_label=label)
+        if fmt is None or not fmt.run_args:
+            self.spec = base
+            return
+        self.spec = resolve_spec(self.kmodel.schema, self._section, self._where, loader=fmt)
 
     def _output_label(self, out):
         if out is None:
@@ -226,7 +315,8 @@ class KipoiTarget:
         x_key = spec.sequence_input if canonical else (spec.sequence_input if spec.sequence_input is not None
                                                        else spec.input_keys[0])
         out = self.resolve_output(output) if select else None
-        return cls(self.module, spec, x_key, arg_keys, canonical, arg_dtypes=arg_dtypes, x_dtype=x_dtype,
+        module = self.backend.module_for(graph=select)   # DeepLIFT needs a torch graph (the checked conversion)
+        return cls(module, spec, x_key, arg_keys, canonical, arg_dtypes=arg_dtypes, x_dtype=x_dtype,
                    select=select, reduce=spec.reduce if select else None, output=out,
                    keyword_extras=keyword_extras)
 
@@ -277,6 +367,7 @@ class KipoiTarget:
             if missing:
                 raise AdapterError(f"--example: the dataloader gives no example for required argument(s) "
                                    f"{', '.join(missing)}")
+            self._apply_run_args(_differing(Dl, out), "the dataloader's example: arguments")
             return out
         parsed = dict(parsed or {})
         for k in parsed:
@@ -287,6 +378,7 @@ class KipoiTarget:
         if missing:
             raise AdapterError(f"--dataloader_args: missing required argument(s) {', '.join(missing)} "
                                "(or pass --example to use the dataloader's example files)")
+        self._apply_run_args(parsed, "--dataloader_args")
         return parsed
 
     def make_dataloader(self, kwargs: dict):
@@ -305,7 +397,12 @@ class KipoiTarget:
         d["model"] = self.name
         d["source"] = self.source
         d["kipoi_type"] = getattr(self.kmodel, "type", None)
-        d["module"] = type(self.module).__name__
+        b = self.backend
+        d["module"] = type(self.module if b.torch_native else getattr(self.kmodel, "model", self.kmodel)).__name__
+        d["framework"] = b.framework
+        d["framework_detail"] = b.detail
+        from ..ops import classes
+        d["ops_available"] = b.availability(classes())
         d["dataloader"] = self.dataloader_name or getattr(self.Dl, "defined_as", None)
         d["dataloader_type"] = getattr(self.Dl, "type", None)
         d["dataloader_args"] = {k: {"optional": bool(a.optional),
@@ -314,46 +411,38 @@ class KipoiTarget:
         return d
 
 
-def no_rule_module(module) -> Optional[tuple]:
-    """The first submodule DeepLIFT/SHAP refuses (no rule, not linear), or None.
+def _differing(Dl, kwargs: dict) -> dict:
+    """The arguments of ``kwargs`` that differ from ``Dl``'s effective defaults (Kipoi copies
+    ``default_args`` into the ``example:`` values, which then change nothing)."""
+    import inspect
+    try:
+        params = inspect.signature(Dl.__init__ if inspect.isclass(Dl) else Dl).parameters
+    except (TypeError, ValueError):
+        return dict(kwargs)
+    def same(a, b):
+        try:
+            return bool(a == b)
+        except Exception:       # arrays, odd types: count as different
+            return False
 
-    Returns
-    -------
-    tuple or None
-        ``(name, class label such as 'nn.GRU', reason)``.
-    """
-    import torch
-    from .._deeplift_rules import REFUSED, build_rules, lookup_rule
-    rules = build_rules()
-    stack = [("", module)]
-    while stack:
-        name, m = stack.pop()
-        if lookup_rule(rules, type(m)) is not None:
-            continue      # a rule replaces its children's gradients
-        if isinstance(m, REFUSED):
-            cls = type(m)
-            label = f"nn.{cls.__name__}" if getattr(torch.nn, cls.__name__, None) is cls else cls.__qualname__
-            if isinstance(m, (torch.nn.RNNBase, torch.nn.RNNCellBase)):
-                reason = "recurrent cells have no DeepLIFT rule"
-            elif isinstance(m, torch.nn.Bilinear):
-                reason = "bilinear layers have no DeepLIFT rule"
-            else:
-                reason = "attention has no DeepLIFT rule"
-            return name or "<model>", label, reason
-        stack.extend(reversed([(f"{name}.{n}" if name else n, c) for n, c in m.named_children()]))
-    return None
+    return {k: v for k, v in kwargs.items() if k not in params or not same(params[k].default, v)}
 
 
 def find_torch_module(kmodel, name: str):
-    """The torch module of a loaded Kipoi model, or one AdapterError line naming what it is instead."""
-    import torch
-    m = getattr(kmodel, "model", None)
-    if isinstance(m, torch.nn.Module):
-        return m
-    if isinstance(kmodel, torch.nn.Module):
-        return kmodel
-    raise AdapterError(f"model {name}: kipoi_tanger needs a PyTorch model, got a {getattr(kmodel, 'type', None) or type(kmodel).__name__} "
-                       "model (defined_as kipoi.model.PyTorchModel or kipoi_tanger.TorchModel)")
+    """The torch module a loaded Kipoi model predicts with, or one AdapterError line naming its framework.
+
+    Only PyTorch models have one (``kipoi.model.PyTorchModel``,
+    ``kipoi_tanger.TorchModel``, or a model that is a ``torch.nn.Module``); a
+    class that overrides ``predict_on_batch`` may not predict with its inner
+    module. :func:`load` serves every other model through its own
+    ``predict_on_batch`` (:mod:`~kipoi_tanger.adapter.backends`).
+    """
+    from .backends import framework_of, make_backend
+    backend = make_backend(kmodel, name)
+    if backend.torch_native:
+        return backend.module
+    raise AdapterError(f"model {name}: not a PyTorch model but {framework_of(kmodel)[1]}; it runs through its own "
+                       "predict_on_batch (kipoi_tanger.adapter.load)")
 
 
 def load(model: str, source: str = "dir", dataloader: Optional[str] = None,
@@ -394,12 +483,18 @@ def load(model: str, source: str = "dir", dataloader: Optional[str] = None,
         kmodel = kipoi.get_model(model, source=source, with_dataloader=dataloader is None)
     except AdapterError:
         raise
+    except ImportError as e:
+        from ..frameworks import framework_error
+        err = framework_error(e, f"model {model}")
+        msg = f"{type(e).__name__}: {one_line(e)}" if err is None else str(err)
+        raise AdapterError(msg if msg.startswith(f"model {model}:") else f"model {model}: {msg}") from None
     except Exception as e:
         raise AdapterError(f"model {model}: {type(e).__name__}: {one_line(e)}") from None
-    module = find_torch_module(kmodel, model)
     raw = read_model_yaml(kmodel.source_dir, model, src)
     where = os.path.join(model, "model.yaml") if source == "dir" else f"{model} (source {source}) model.yaml"
     spec = resolve_spec(kmodel.schema, tanger_section(raw, where), where)
+    from .backends import make_backend
+    backend = make_backend(kmodel, model, spec.call)
 
     dl_name = None
     if dataloader is None:
@@ -414,7 +509,7 @@ def load(model: str, source: str = "dir", dataloader: Optional[str] = None,
         except Exception as e:
             raise AdapterError(f"--dataloader {dataloader}: {type(e).__name__}: {one_line(e)}") from None
         dl_name = dataloader
-    return KipoiTarget(model, source, kmodel, module, spec, Dl, dl_name)
+    return KipoiTarget(model, source, kmodel, backend.module, spec, Dl, dl_name, backend=backend).configure(raw, where)
 
 
 def kipoi_predict_example(model_dir: str, output_file: str, batch_size: int = 32) -> None:

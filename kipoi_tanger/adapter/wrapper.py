@@ -8,6 +8,12 @@ a list or keyword arguments as Kipoi would, and, for attributions, selects
 one output and applies the declared reduction. How the model is called lives
 here and in :meth:`KipoiTarget.wrap` only; op objects never touch the
 module itself.
+
+The module is the model's torch module, its checked torch conversion, or, for
+models of other frameworks, a :class:`~kipoi_tanger.adapter.backends.PredictOnBatch`
+shim (:mod:`~kipoi_tanger.adapter.backends`): inputs then reach the model with
+the dataloader's dtypes again (``restores_input_dtypes``), whatever the op
+cast them to.
 """
 _CACHE = {}
 
@@ -48,10 +54,14 @@ def adapted_module_class():
             self._reduce = reduce
             self._output = output
             self._keyword_extras = set(keyword_extras)
+            # a predict_on_batch shim takes the dataloader's dtypes (floats too)
+            self._restore_all = bool(getattr(module, "restores_input_dtypes", False))
 
-        def _restore(self, t, dtype):
+        def _restore(self, t, dtype, what="input"):
             # ops cast every input to the compute dtype; integer inputs (tokens,
             # indices) must reach the model as integers again
+            if self._restore_all:
+                return self.module.restore_input(t, dtype, what)
             if dtype is not None and is_int_dtype(dtype) and t.dtype != dtype:
                 return t.round().to(dtype)
             return t
@@ -65,11 +75,13 @@ def adapted_module_class():
                 if spec.layout.tokens and bool((X.sum(dim=1) == 0).any()):
                     raise ValueError("sequence input: all-zero (N) columns cannot be mapped to integer tokens")
                 x = spec.layout.to_model(X)
+                if self._restore_all and not spec.layout.tokens:
+                    x = self._restore(x, self._x_dtype, self._x_key)
             else:
-                x = self._restore(X, self._x_dtype)
+                x = self._restore(X, self._x_dtype, self._x_key)
             values = {self._x_key: x}
             for k, a, dt in zip(self._arg_keys, args, self._arg_dtypes):
-                values[k] = self._restore(a, dt)
+                values[k] = self._restore(a, dt, k)
             y = self._call(values)
             if isinstance(y, dict):
                 order = [k for k in spec.target_keys if k in y] or list(y)

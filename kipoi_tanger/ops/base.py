@@ -355,6 +355,9 @@ class Op:
         ops = list(self.walk())
         explain = any(op.needs_graph for op in ops)
         output = next((op.values.get("output") for op in ops if op.needs_graph), None)
+        if explain and hasattr(target, "require_graph"):
+            # a model without a torch graph (sklearn, custom, an unconvertible Keras model) refuses first
+            target.require_graph(next(op.name for op in ops if op.needs_graph))
         for op in ops:
             if op.top or op.declare_when_nested:
                 target.require(op.name, explain=explain, output=output)
