@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from kipoi_model_dirs import dl_args, load_inputs, load_module, make_model_dir
-from kipoi_tanger.adapter import (AdapterError, Layout, infer_layout, load, no_rule_module, parse_reduce,
-                                  resolve_example, resolve_spec, tanger_section)
+from kipoi_tanger.adapter import (AdapterError, Layout, infer_layout, load, parse_reduce, resolve_example,
+                                  resolve_spec, tanger_section)
 
 PROFILE_TARGETS = [{"name": "profile", "shape": "(1, 50)", "doc": "p"},
                    {"name": "counts", "shape": "(1,)", "doc": "c"}]
@@ -246,8 +246,8 @@ def test_require(dirs):
         t.require("deeplift-shap", explain=True, output="profile")
     t = load(dirs["tokens"])
     with pytest.raises(AdapterError, match=r"op 'deeplift-shap' is not supported \(postprocessing: tanger: ops "
-                       r"declares predict, marginalize\); its module contains nn.GRU \('gru'\), and recurrent "
-                       "cells have no DeepLIFT rule"):
+                       r"declares predict, marginalize\); deep_lift_shap: module 'gru' \(GRU\) has no DeepLIFT "
+                       "rule.*declare a rule for its class under postprocessing: tanger: deeplift_rules"):
         t.require("deeplift-shap", explain=True)
     t.require("marginalize")
     t = load(dirs["la"])
@@ -267,17 +267,24 @@ def test_require_refuses_modules_without_rule(dirs):
     t.require("predict")
 
 
-def test_no_rule_module():
-    class Att(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = torch.nn.Conv1d(4, 8, 3)
-            self.block = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.MultiheadAttention(8, 2))
-
-    assert no_rule_module(Att()) == ("block.1", "nn.MultiheadAttention", "attention has no DeepLIFT rule")
-    assert no_rule_module(torch.nn.LSTM(4, 2)) == ("<model>", "nn.LSTM", "recurrent cells have no DeepLIFT rule")
-    assert no_rule_module(torch.nn.Sequential(torch.nn.Bilinear(2, 2, 1)))[2] == "bilinear layers have no DeepLIFT rule"
-    assert no_rule_module(torch.nn.Sequential(torch.nn.Conv1d(4, 2, 3), torch.nn.ReLU())) is None
+def test_declared_deeplift_rules(tmp_path):
+    """postprocessing: tanger: deeplift_rules resolves class names against the loaded model; a declared
+    rule lifts the up-front refusal of its class; a bad declaration is one line at load."""
+    d = make_model_dir(tmp_path, "ad_gru_rule", arch="OneHotGRU", layout="AL",
+                       tanger={"deeplift_rules": {"torch.nn.GRU": "linear", "arch_ad_gru_rule.OneHotGRU": "linear"}})
+    t = load(d)
+    rules = t.deeplift_rules
+    assert rules[torch.nn.GRU].__name__ == "linear_rule" and type(t.module) in rules
+    t.require("deeplift-shap", explain=True)               # declared: not refused up front
+    assert t.describe()["deeplift_rules"] == {"torch.nn.GRU": "linear", "arch_ad_gru_rule.OneHotGRU": "linear"}
+    for decl, msg in (({"NoSuchAct": "rescale"}, r"deeplift_rules: 'NoSuchAct' is neither a class of the model"),
+                      ({"torch.nn.GRU": "relu"}, r"deeplift_rules.*'relu'"),
+                      (["torch.nn.GRU"], r"deeplift_rules: expected a mapping \{class name: rule name\}")):
+        bad = make_model_dir(tmp_path, f"ad_bad_rule{len(msg)}", arch="OneHotGRU", layout="AL",
+                             tanger={"deeplift_rules": decl})
+        with pytest.raises(AdapterError, match=msg) as e:
+            load(bad)
+        assert "\n" not in str(e.value)
 
 
 def test_resolve_example(tmp_path):

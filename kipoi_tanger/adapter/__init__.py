@@ -4,6 +4,7 @@ Modules (each importable on its own; Kipoi and torch are imported lazily):
 
 * :mod:`~kipoi_tanger.adapter.errors` — :class:`AdapterError`, :func:`one_line`, :func:`suggest`;
 * :mod:`~kipoi_tanger.adapter.layout` — :class:`Layout` (the single parser of ``"(A, L, 1)"``), :func:`infer_layout`;
+* :mod:`~kipoi_tanger.adapter.loader_format` — what a known dataloader's arguments say about the sequence;
 * :mod:`~kipoi_tanger.adapter.section` — the ``postprocessing: tanger:`` section, :class:`TangerSpec`,
   :func:`resolve_spec`;
 * :mod:`~kipoi_tanger.adapter.target` — :func:`load` → :class:`KipoiTarget` (what an op may ask of a model);
@@ -16,8 +17,8 @@ Modules (each importable on its own; Kipoi and torch are imported lazily):
 from .errors import AdapterError, one_line, suggest
 from .layout import Layout, format_shape, infer_layout
 from .section import DNA, TangerSpec, parse_reduce, read_model_yaml, resolve_spec, tanger_section
-from .target import KipoiTarget, load, no_rule_module, resolve_example
+from .target import KipoiTarget, load, resolve_example
 
 __all__ = ["AdapterError", "one_line", "suggest", "Layout", "format_shape", "infer_layout", "DNA", "TangerSpec",
            "parse_reduce", "read_model_yaml", "resolve_spec", "tanger_section", "KipoiTarget", "load",
-           "no_rule_module", "resolve_example"]
+           "resolve_example"]

@@ -58,6 +58,8 @@ class LoaderFormat:
         ``{'alphabet'|'layout'|'length': "alphabet='AGCT' (model.yaml default_dataloader.default_args)"}``.
     run_args : tuple of str
         The arguments this run sets (``--dataloader_args``/example files) that change the format.
+    run_label : str
+        How to name the run's arguments in messages (``--dataloader_args``).
     """
     kind: str
     alphabet: Tuple[str, ...] = DNA
@@ -66,6 +68,7 @@ class LoaderFormat:
     dtype: object = None
     provenance: dict = field(default_factory=dict)
     run_args: tuple = ()
+    run_label: str = "--dataloader_args"
 
 
 def loader_kind(Dl) -> Optional[str]:
@@ -184,7 +187,7 @@ def loader_format(Dl, raw_yaml: Optional[dict] = None, run_kwargs: Optional[Mapp
             parts.append(f"{k}={v!r} ({src})")
         return ", ".join(parts)
 
-    fmt = LoaderFormat(kind=kind)
+    fmt = LoaderFormat(kind=kind, run_label=run_label)
     fmt.run_args = tuple(k for k in _ARGS[kind] if k in run_kwargs and k != "dtype")
     if kind == KIPOISEQ:
         a, src = get("alphabet")

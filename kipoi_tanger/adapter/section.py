@@ -294,11 +294,11 @@ def resolve_spec(schema, section: dict, where: str = "model.yaml", known_ops: Op
     if loader is not None and len(keys) > 1:
         loader = None          # a one-array dataloader for a several-input model: say nothing
     spec.loader = loader
-    # a conflict set by this run's --dataloader_args is reported under that name
-    lw = {k: ("--dataloader_args" if loader is not None and any(
-        a in loader.run_args for a in {"alphabet": ("alphabet",), "layout": ("alphabet_axis", "dummy_axis", "layout"),
-                                       "length": ("auto_resize_len", "seq_len")}[k]) else where)
-          for k in ("alphabet", "layout", "length")}
+    # a conflict set by this run's own dataloader arguments is reported under their name
+    run_set = set(loader.run_args) if loader is not None else set()
+    lw = {k: loader.run_label if run_set & set(args) else where
+          for k, args in (("alphabet", ("alphabet",)), ("layout", ("alphabet_axis", "dummy_axis", "layout")),
+                          ("length", ("auto_resize_len", "seq_len")))}
 
     # alphabet (the model's one-hot order)
     alphabet = section.get("alphabet")
