@@ -19,7 +19,9 @@ It does nothing until one of three Kipoi modules is imported:
 * ``kipoi.model``: make ``type: keras`` and ``defined_as: kipoi.model.KerasModel``
   use :class:`kipoi_tanger.KerasModel` (the Keras 2 API through ``tf-keras``),
   since Kipoi's own class cannot read the zoo's Keras 2 files under
-  TensorFlow >= 2.16 (Keras 3).
+  TensorFlow >= 2.16 (Keras 3); and ``type: sklearn`` / ``kipoi.model.SklearnModel``
+  use :class:`kipoi_tanger.SklearnModel`, which refuses a pickle written by
+  another scikit-learn version instead of warning.
 
 For every other import the finder returns ``None`` after one dict lookup, and it
 removes itself once all three modules are patched, so start-up cost is
@@ -61,15 +63,26 @@ def _patch_plugin(module):
     module.load_plugin = load_plugin
 
 
+# model classes kipoi_tanger gives Kipoi (each module has use_in_kipoi(kipoi.model))
+MODEL_LOADERS = ("kipoi_tanger.frameworks.keras", "kipoi_tanger.frameworks.sklearn")
+
+
 def _patch_model(module):
-    loader = sys.modules.get("kipoi_tanger.frameworks.keras")
-    if loader is not None and not hasattr(loader, "use_in_kipoi"):
-        # kipoi.model is being imported by kipoi_tanger.frameworks.keras itself
-        # (before its class exists): that module finishes the job when defined.
-        loader.__dict__["_use_in_kipoi_when_defined"] = True
-        return
-    from kipoi_tanger.frameworks.keras import use_in_kipoi
-    use_in_kipoi(module)
+    import importlib
+    failed = []
+    for name in MODEL_LOADERS:
+        loader = sys.modules.get(name)
+        if loader is not None and not hasattr(loader, "use_in_kipoi"):
+            # kipoi.model is being imported by that loader module itself (before
+            # its class exists): the module finishes the job when defined.
+            loader.__dict__["_use_in_kipoi_when_defined"] = True
+            continue
+        try:
+            importlib.import_module(name).use_in_kipoi(module)
+        except Exception as e:      # the other loaders still apply; one line in the end
+            failed.append(f"{name.rsplit('.', 1)[-1]}: {type(e).__name__}: {e}")
+    if failed:
+        raise RuntimeError("; ".join(failed))
 
 
 def _patch_writers(module):
