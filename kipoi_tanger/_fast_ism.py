@@ -23,15 +23,14 @@ The reference pass runs the same traced graph on the unedited sequences and
 keeps the activations the edit passes read. The caller
 (``saturation_mutagenesis``) checks the first batch against full forwards.
 """
-import math
 import operator
+from typing import NamedTuple
 
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
 
-from ._fast_ism_ops import (Batched, Dense, FlatLocal, Local, Rules, Static, Unsupported, place,
-                            to_dense)
+from ._fast_ism_ops import Batched, Dense, FlatLocal, Local, Rules, Static, Unsupported, to_dense
 
 __all__ = ['FastISM', 'Unsupported', 'explain']
 
@@ -89,6 +88,14 @@ def _full_macs(node, modules, out, n):
     return out.numel() // n * (w[0].numel())
 
 
+class _Meta(NamedTuple):
+    shape: torch.Size
+    ndim: int
+    dtype: torch.dtype
+    device: torch.device
+    is_cuda: bool
+
+
 class _Ctx:
     """What the op rules see of one edit batch."""
 
@@ -98,9 +105,15 @@ class _Ctx:
         self.n_edits = len(site_seq) * K
         self.seq_of_edit = site_seq.repeat_interleave(K) if K > 1 else site_seq
         self.macs = 0
+        self.dying = set()
 
     def per_edit(self, t):
         return t.repeat_interleave(self.K, 0) if self.K > 1 else t
+
+    def consumable(self, t):
+        """Whether the running op may overwrite ``t``: its only holder is an
+        input that dies with this op."""
+        return t.untyped_storage().data_ptr() in self.dying
 
     def count(self, macs):
         self.macs += int(macs)
@@ -108,16 +121,19 @@ class _Ctx:
     def ref_of_node(self, node):
         return self.eng.ref_value(node)
 
-    def ref_of(self, v):
-        if isinstance(v, (list, tuple)) or not hasattr(v, 'node'):
-            raise Unsupported("an input-dependent value of unknown shape")
-        return self.eng.ref_value(v.node)
+    def meta(self, v):
+        """Shape, ndim, dtype and device of a value's (or node's) reference,
+        without keeping the reference itself alive."""
+        node = v if isinstance(v, fx.Node) else getattr(v, 'node', None)
+        if node is None or node not in self.eng.metas:
+            raise Unsupported("an input-dependent value that is not a tensor")
+        return self.eng.metas[node]
 
     def ref_rows(self, node):
         return self.ref_of_node(node).index_select(0, self.seq_of_edit)
 
     def ref_len(self, node):
-        return self.ref_of_node(node).shape[2]
+        return self.meta(node).shape[2]
 
     def ref_windows(self, node, start, width):
         return self.eng.windows(node, self.site_seq, start, width)
@@ -201,7 +217,7 @@ class FastISM:
         self.last_use = {n: max([index[u] for u in n.users] or [index[n]]) for n in self.nodes}
         self.keep = None          # nodes whose reference values edit passes read (None: all)
         self.touched = set()
-        self.ref, self._padded = {}, {}
+        self.ref, self._padded, self.metas = {}, {}, {}
         self.full_macs = 0
         self.kinds = {}
 
@@ -232,6 +248,9 @@ class FastISM:
                     a = fx.node.map_aggregate(a, lambda v: v.clone() if isinstance(v, torch.Tensor) else v)
                 env[node] = self._call(node, a, kw)
                 macs += _full_macs(node, self.modules, env[node], n)
+            if isinstance(env.get(node), torch.Tensor):
+                t = env[node]
+                self.metas[node] = _Meta(t.shape, t.ndim, t.dtype, t.device, t.is_cuda)
             if self.keep is not None:
                 for m in node.all_input_nodes:
                     if self.last_use[m] <= i and m not in self.keep and m in env:
@@ -316,17 +335,37 @@ class FastISM:
             if m in self.batched:
                 return Batched(m)
             return Static(self.ref_value(m))
+        holders = {}                     # storage -> number of live values on it
+
+        def storage(v):
+            t = v.delta if isinstance(v, Local) else v.local.delta if isinstance(v, FlatLocal) else \
+                v.value if isinstance(v, Dense) else None
+            return t.untyped_storage().data_ptr() if t is not None else None
+
+        def hold(v, k):
+            s = storage(v)
+            if s is not None:
+                holders[s] = holders.get(s, 0) + k
+        hold(vals[self.x_node], 1)
         for node in self.var_order:
             a = fx.node.map_arg(node.args, value)
             kw = fx.node.map_arg(node.kwargs, value)
+            i = index[node]
+            uses = [m for m in node.all_input_nodes]
+            counts = {}
+            fx.node.map_arg((node.args, node.kwargs), lambda m: counts.__setitem__(m, counts.get(m, 0) + 1))
+            ctx.dying = {storage(vals[m]) for m in uses
+                         if m in vals and self.last_use[m] <= i and counts.get(m) == 1
+                         and storage(vals[m]) is not None and holders.get(storage(vals[m])) == 1}
             vals[node] = rules.run(node, a, kw)
+            ctx.dying = set()
+            hold(vals[node], 1)
             if record:
                 v = vals[node]
                 self.kinds[node.name] = type(v).__name__ + (f"[W={v.width}]" if isinstance(v, Local) else '')
-            i = index[node]
-            for m in node.all_input_nodes:
+            for m in uses:
                 if m in vals and self.last_use[m] <= i:
-                    del vals[m]
+                    hold(vals.pop(m), -1)
         out = self.output_node.args[0]
         leaves = []
 

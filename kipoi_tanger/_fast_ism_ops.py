@@ -33,196 +33,11 @@ import operator
 import torch
 import torch.nn.functional as F
 
+from ._fast_ism_values import (BATCH, Batched, Dense, FlatLocal, Local, Static, Unsupported,
+                               _trail, add_local, conv_local, pool_local, to_dense, union,
+                               unary_local, zero_outside)
+
 nn = torch.nn
-
-
-class Unsupported(Exception):
-    """An op whose effect on an edit the engine cannot vouch for."""
-
-
-class _BatchDim:
-    def __repr__(self):
-        return 'BATCH'
-
-
-BATCH = _BatchDim()
-
-
-class Static:
-    __slots__ = ('value',)
-
-    def __init__(self, value):
-        self.value = value
-
-
-class Batched:
-    __slots__ = ('node',)
-
-    def __init__(self, node):
-        self.node = node
-
-
-class Local:
-    __slots__ = ('delta', 'start', 'length', 'trail', 'node')
-
-    def __init__(self, delta, start, length, trail, node):
-        self.delta, self.start, self.length, self.trail, self.node = delta, start, length, trail, node
-
-    @property
-    def width(self):
-        return self.delta.shape[-1]
-
-
-class FlatLocal:
-    __slots__ = ('local', 'node')
-
-    def __init__(self, local, node):
-        self.local, self.node = local, node
-
-
-class Dense:
-    __slots__ = ('value', 'node')
-
-    def __init__(self, value, node):
-        self.value, self.node = value, node
-
-
-# ---------------------------------------------------------------------------
-# windows
-
-
-def ceil_div(a, b):
-    return -((-a) // b)
-
-
-def place(ctx, delta, src_start, dst_start, width):
-    """``delta`` (B, C, W) on windows starting at ``src_start`` (per site)
-    re-expressed on windows of ``width`` starting at ``dst_start``: zero where
-    the source does not reach, cropped where the destination is narrower."""
-    W = delta.shape[-1]
-    off = src_start - dst_start
-    lo, hi = int(off.min()), int(off.max())
-    if lo == hi:  # one geometry for the whole batch (always so for stride-1 ops)
-        return F.pad(delta, (lo, width - lo - W))
-    off = ctx.per_edit(off.clamp(-W, width))
-    padded = F.pad(delta, (width, width))
-    rows = torch.arange(len(delta), device=delta.device)
-    return padded.unfold(2, width, 1)[rows, :, width - off]
-
-
-def valid_mask(ctx, start, width, length):
-    """(B, 1, W) bool of the window positions inside ``[0, length)``, or None
-    when all are."""
-    if int(start.min()) >= 0 and int(start.max()) + width <= length:
-        return None
-    pos = start[:, None] + torch.arange(width, device=start.device)
-    return ctx.per_edit((pos >= 0) & (pos < length)).unsqueeze(1)
-
-
-def zero_outside(ctx, delta, start, length):
-    mask = valid_mask(ctx, start, delta.shape[-1], length)
-    if mask is None:
-        return delta
-    return torch.where(mask, delta, torch.zeros((), dtype=delta.dtype, device=delta.device))
-
-
-def _trail(t, n):
-    for _ in range(n):
-        t = t.unsqueeze(-1)
-    return t
-
-
-def to_dense(ctx, v):
-    """The full per-edit tensor of any input-dependent value."""
-    if isinstance(v, Dense):
-        return v.value
-    if isinstance(v, Batched):
-        return ctx.ref_rows(v.node)
-    if isinstance(v, Local):
-        full = place(ctx, v.delta, v.start, torch.zeros_like(v.start), v.length)
-        return ctx.ref_rows(v.node) + _trail(full, v.trail)
-    if isinstance(v, FlatLocal):
-        return to_dense(ctx, v.local).flatten(1)
-    raise Unsupported(f"cannot expand a {type(v).__name__}")
-
-
-def union(ctx, values):
-    start = torch.stack([v.start for v in values]).min(0).values
-    end = torch.stack([v.start + v.width for v in values]).max(0).values
-    width = int((end - start).max())
-    return start, width, [place(ctx, v.delta, v.start, start, width) for v in values]
-
-
-def add_local(ctx, a, b, sign, node):
-    """Δa + sign * Δb on the union of the two windows; when one window holds
-    the other at one offset (residual blocks), add into a copy of the wider."""
-    for big, small, big_sign, small_sign in ((a, b, 1, sign), (b, a, sign, 1)):
-        off = small.start - big.start
-        lo, hi = int(off.min()), int(off.max())
-        if lo == hi and lo >= 0 and lo + small.width <= big.width:
-            out = big.delta.clone() if big_sign == 1 else -big.delta
-            if small_sign == 1:
-                out[..., lo:lo + small.width] += small.delta
-            else:
-                out[..., lo:lo + small.width] -= small.delta
-            return Local(out, big.start, big.length, big.trail, node)
-    start, _, (da, db) = union(ctx, [a, b])
-    return Local(da + db if sign == 1 else da - db, start, a.length, a.trail, node)
-
-
-def _geometry(v, k, stride, pad, dil):
-    """Output window of a sliding op (kernel k) over a Local window, and the
-    input span it reads: (out_start, out_width, in_start, in_width)."""
-    ext = (k - 1) * dil
-    o_lo = ceil_div(v.start + pad - ext, stride)
-    wo = (v.width - 1 + ext) // stride + 1
-    return o_lo, wo, o_lo * stride - pad, (wo - 1) * stride + ext + 1
-
-
-def conv_local(ctx, v, weight, stride, pad, dil, groups, node):
-    """Δout: the convolution (no bias) of Δin over the outputs it can reach."""
-    o_lo, wo, i_lo, wi = _geometry(v, weight.shape[-1], stride, pad, dil)
-    off = v.start - i_lo
-    lo, hi = int(off.min()), int(off.max())
-    right = wi - lo - v.width
-    ctx.count(len(v.delta) * weight.numel() * wo)
-    if lo == hi and lo == right and lo >= 0:  # symmetric: let the convolution pad
-        d = F.conv1d(v.delta, weight, None, stride, lo, dil, groups)
-    else:
-        d = F.conv1d(place(ctx, v.delta, v.start, i_lo, wi), weight, None, stride, 0, dil, groups)
-    L = ctx.ref_len(node)
-    return Local(zero_outside(ctx, d, o_lo, L), o_lo, L, v.trail, node)
-
-
-def pool_local(ctx, v, is_max, k, stride, pad, dil, node, count_include_pad=True):
-    """Average pooling is linear (acts on Δ); max pooling recomputes the
-    window from the reference plus Δ, with -inf outside the sequence."""
-    o_lo, wo, i_lo, wi = _geometry(v, k, stride, pad, dil)
-    x = place(ctx, v.delta, v.start, i_lo, wi)
-    L = ctx.ref_len(node)
-    if not is_max:
-        if pad and not count_include_pad:
-            raise Unsupported("avg_pool with count_include_pad=False and padding")
-        return Local(zero_outside(ctx, F.avg_pool1d(x, k, stride, 0), o_lo, L), o_lo, L, v.trail, node)
-    ref_in = ctx.ref_windows(v.node, i_lo, wi)                          # (P, C, wi)
-    P, C = ref_in.shape[:2]
-    mut = (ref_in.unsqueeze(1) + x.view(P, -1, C, wi)).view(-1, C, wi)
-    mask = valid_mask(ctx, i_lo, wi, ctx.ref_len(v.node))
-    if mask is not None:
-        mut = torch.where(mask, mut, torch.full((), -math.inf, dtype=mut.dtype, device=mut.device))
-    out = F.max_pool1d(mut, k, stride, 0, dil).view(P, -1, C, wo)
-    d = (out - ctx.ref_windows(node, o_lo, wo).unsqueeze(1)).view(-1, C, wo)
-    return Local(zero_outside(ctx, d, o_lo, L), o_lo, L, v.trail, node)
-
-
-def unary_local(ctx, v, fn, node):
-    """Δout = f(ref + Δ) - f(ref) on the window; f sees (rows, C, W) tensors
-    so that per-channel parameters (PReLU) line up."""
-    ref = ctx.ref_windows(v.node, v.start, v.width)                     # (P, C, W)
-    P, C, W = ref.shape
-    mut = (ref.unsqueeze(1) + v.delta.view(P, -1, C, W)).view(-1, C, W)
-    d = fn(mut).view(P, -1, C, W) - fn(ref).unsqueeze(1)
-    return Local(d.view(-1, C, W), v.start, v.length, v.trail, node)
 
 
 # ---------------------------------------------------------------------------
@@ -267,6 +82,9 @@ DENSE_MODULES = {nn.Linear, nn.Bilinear, nn.LayerNorm, nn.GroupNorm, nn.Conv1d, 
                  nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
                  nn.AdaptiveMaxPool1d, nn.BatchNorm1d, nn.BatchNorm2d, nn.Softmax, nn.LogSoftmax,
                  nn.Unflatten}
+
+
+_REDUCE_DEFAULTS = {'dim': None, 'keepdim': False, 'dtype': None}
 
 
 def _bind(args, kwargs, names, defaults):
@@ -341,7 +159,7 @@ class Rules:
         raise Unsupported(f"node kind {node.op}")
 
     def ndim(self, v):
-        return self.ctx.ref_of(v).ndim
+        return self.ctx.meta(v).ndim
 
     # -- modules ----------------------------------------------------------------
     def module(self, node, mod, args, kwargs):
@@ -356,7 +174,7 @@ class Rules:
                 raise Unsupported(f"{t.__name__} in training mode")
             return x
         if t in UNARY_MODULES:
-            return self.unary(node, x, mod)
+            return self.unary(node, x, mod, torch.relu_ if t is nn.ReLU else None)
         if t in (nn.Conv1d, nn.Conv2d):
             return self.conv(node, x, mod, t is nn.Conv2d)
         if t in (nn.BatchNorm1d, nn.BatchNorm2d):
@@ -442,12 +260,11 @@ class Rules:
         if name in ('contiguous', 'clone', 'detach') and len(args) == 1 and not kwargs:
             return x
         if name in UNARY_METHODS and len(args) == 1 and not kwargs:
-            return self.unary(node, x, lambda t: getattr(t, name)())
+            return self.unary(node, x, lambda t: getattr(t, name)(), torch.relu_ if name == 'relu' else None)
         if name in ARITH_METHODS and len(args) == 2 and not kwargs:
             return self.binary(node, ARITH_METHODS[name], args[0], args[1])
         if name in ('mean', 'sum'):
-            b = _bind(args[1:], kwargs, ('dim', 'keepdim', 'dtype'), {'dim': None, 'keepdim': False,
-                                                                       'dtype': None})
+            b = _bind(args[1:], kwargs, ('dim', 'keepdim', 'dtype'), _REDUCE_DEFAULTS)
             return self.reduce(node, name, x, _static(b['dim'], 'dim'), _static(b['keepdim'], 'keepdim'),
                                _static(b['dtype'], 'dtype'))
         if name in ('view', 'reshape'):
@@ -478,14 +295,14 @@ class Rules:
             extra = [_static(a, 'argument') for a in args[1:]]
             kw = {k: _static(a, k) for k, a in kwargs.items()}
             kw.pop('inplace', None)
-            return self.unary(node, args[0], lambda t: fn(t, *extra, **kw))
+            relu = fn in (torch.relu, F.relu) and not extra and not kw
+            return self.unary(node, args[0], lambda t: fn(t, *extra, **kw), torch.relu_ if relu else None)
         if fn in ARITH:
             if len(args) != 2 or kwargs:
                 raise Unsupported(f"{fn.__name__} with extra arguments")
             return self.binary(node, ARITH[fn], args[0], args[1])
         if fn in (torch.mean, torch.sum):
-            b = _bind(args[1:], kwargs, ('dim', 'keepdim', 'dtype'), {'dim': None, 'keepdim': False,
-                                                                       'dtype': None})
+            b = _bind(args[1:], kwargs, ('dim', 'keepdim', 'dtype'), _REDUCE_DEFAULTS)
             return self.reduce(node, fn.__name__, args[0], _static(b['dim'], 'dim'),
                                _static(b['keepdim'], 'keepdim'), _static(b['dtype'], 'dtype'))
         if fn is torch.flatten:
@@ -519,13 +336,13 @@ class Rules:
 
     # -- shapes --------------------------------------------------------------------
     def shape_of(self, x):
-        return (BATCH,) + tuple(self.ctx.ref_of(x).shape[1:])
+        return (BATCH,) + tuple(self.ctx.meta(x).shape[1:])
 
     def attr(self, x, name):
         if name == 'shape':
             return Static(self.shape_of(x))
         if name in ('ndim', 'dtype', 'device', 'is_cuda'):
-            return Static(getattr(self.ctx.ref_of(x), name))
+            return Static(getattr(self.ctx.meta(x), name))
         raise Unsupported(f"attribute .{name} of an input-dependent tensor")
 
     def getitem(self, node, x, idx):
@@ -552,7 +369,7 @@ class Rules:
 
     def reshape(self, node, x, shape):
         shape = tuple(_static(s, 'shape') for s in shape)
-        per = tuple(self.ctx.ref_of(x).shape[1:])
+        per = tuple(self.ctx.meta(x).shape[1:])
         rest = shape[1:]
         if not shape or any(not isinstance(s, int) for s in rest) or not (
                 shape[0] is BATCH or (shape[0] == -1 and -1 not in rest and
@@ -609,20 +426,20 @@ class Rules:
                 raise Unsupported(f"{what}(dim={d!r}) may act over the batch axis")
 
     # -- arithmetic ------------------------------------------------------------------
-    def unary(self, node, x, fn):
+    def unary(self, node, x, fn, inplace_fn=None):
         if isinstance(x, Local):
-            return unary_local(self.ctx, x, fn, node)
+            return unary_local(self.ctx, x, fn, node, inplace_fn)
         return Dense(fn(to_dense(self.ctx, x)), node)
 
     def binary(self, node, fn, a, b):
         ctx = self.ctx
         if isinstance(a, Local) and isinstance(b, Local) and fn in (operator.add, operator.sub) and \
                 (a.length, a.trail) == (b.length, b.trail) and \
-                ctx.ref_of_node(node).shape == ctx.ref_of(a).shape == ctx.ref_of(b).shape:
+                ctx.meta(node).shape == ctx.meta(a).shape == ctx.meta(b).shape:
             return add_local(ctx, a, b, 1 if fn is operator.add else -1, node)
         loc, other = (a, b) if isinstance(a, Local) else (b, a)
         if isinstance(loc, Local) and isinstance(other, (Static, Batched, int, float)) and \
-                ctx.ref_of_node(node).shape == ctx.ref_of(loc).shape:
+                ctx.meta(node).shape == ctx.meta(loc).shape:
             c = other.value if isinstance(other, Static) else other if not isinstance(other, Batched) \
                 else ctx.ref_of_node(other.node)
             if self.flat_along_length(c, loc, isinstance(other, Batched)):
@@ -664,13 +481,13 @@ class Rules:
             raise Unsupported(f"{name} over the batch axis")
         dims = tuple(sorted({d % nd for d in dims}))
         if isinstance(x, Local) and 2 in dims:
-            ref = self.ctx.ref_of(x)
+            ref = self.ctx.meta(x)
             s = _trail(x.delta, x.trail).sum(dims, keepdim=keepdim)
             if name == 'mean':
                 s = s / math.prod(ref.shape[d] for d in dims)
             return Dense(self.ctx.ref_rows(node) + s, node)
         if isinstance(x, Local) and keepdim:
-            ref = self.ctx.ref_of(x)
+            ref = self.ctx.meta(x)
             s = _trail(x.delta, x.trail).sum(dims, keepdim=True)
             if name == 'mean':
                 s = s / math.prod(ref.shape[d] for d in dims)
@@ -680,7 +497,7 @@ class Rules:
     def linear(self, node, x, weight, bias):
         ctx = self.ctx
         if isinstance(x, FlatLocal):
-            ref = ctx.ref_of(x.local)
+            ref = ctx.meta(x.local)
             if ref.ndim == 3 + x.local.trail and weight.shape[1] == ref.shape[1] * ref.shape[2]:
                 return Dense(ctx.ref_rows(node) + ctx.linear_window(x.local, weight), node)
         if self.ndim(x) < 2:
@@ -692,7 +509,7 @@ class Rules:
     def cat(self, node, tensors, dim):
         if not isinstance(tensors, (list, tuple)) or not isinstance(dim, int):
             raise Unsupported("cat arguments")
-        nd = self.ctx.ref_of_node(node).ndim
+        nd = self.ctx.meta(node).ndim
         if dim % nd == 0:
             raise Unsupported("cat along the batch axis")
         if any(isinstance(t, Static) or isinstance(t, (int, float)) for t in tensors):
@@ -751,9 +568,9 @@ class Rules:
             return a
         vals = [val(a) for a in args]
         if isinstance(fn, (nn.Conv1d, nn.Conv2d)):
-            ctx.count(vals[0].shape[0] * fn.weight.numel() * math.prod(ctx.ref_of_node(node).shape[2:]))
+            ctx.count(vals[0].shape[0] * fn.weight.numel() * math.prod(ctx.meta(node).shape[2:]))
         out = fn(*vals, **{k: val(a) for k, a in kwargs.items()})
-        ref = ctx.ref_of_node(node)
+        ref = ctx.meta(node)
         if not isinstance(out, torch.Tensor) or out.shape[1:] != ref.shape[1:] or \
                 out.shape[0] != ctx.n_edits:
             raise Unsupported(f"{getattr(fn, '__name__', type(fn).__name__)} does not keep one row "

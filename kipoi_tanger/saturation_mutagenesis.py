@@ -294,8 +294,8 @@ def saturation_mutagenesis(model: torch.nn.Module, X: torch.Tensor, args: Option
 
 
 def _run(runner, seq, pos, ref, alt, device):
-    d = lambda t: t.to(device)  # noqa: E731
-    out = runner.edits(d(seq), d(pos), d(ref), d(alt.reshape(-1)), alt.shape[1])
+    out = runner.edits(seq.to(device), pos.to(device), ref.to(device), alt.reshape(-1).to(device),
+                       alt.shape[1])
     return out[0] if isinstance(out, tuple) else out
 
 

@@ -84,7 +84,9 @@ def make_inputs(tmp_path, n=40, seed=0, indels=True):
 
 def run(scorer, vcf, fa, batch_size=16, strand='+'):
     outs = [scorer(b) for b in batches(variant_windows(read_vcf(vcf), fa, L, strand=strand), batch_size)]
-    cat = lambda xs: torch.cat(xs) if isinstance(xs[0], torch.Tensor) else numpy.concatenate(xs)  # noqa: E731
+
+    def cat(xs):
+        return torch.cat(xs) if isinstance(xs[0], torch.Tensor) else numpy.concatenate(xs)
     n_out = len(outs[0].ref)
     return ([cat([o.ref[i] for o in outs]) for i in range(n_out)],
             [cat([o.alt[i] for o in outs]) for i in range(n_out)],

@@ -21,7 +21,7 @@ averages the scores (kipoi-veff's ``rc_merging='mean'``).
 """
 import logging
 import warnings
-from typing import Dict, List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple
 
 import torch
 
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 _SUBSTITUTION = ('snv', 'mnv')
 # reference activations are held for this many windows at a time on the fast path
-_REF_CHUNK = 16
+_REF_CHUNK = 32
 
 
 class ScoredBatch(NamedTuple):
@@ -106,20 +106,22 @@ class VariantScorer:
                     acc.append(t.cpu())
         return [torch.cat(a) for a in outs]
 
-    def _fast_pair(self, X_ref, X_alt, sub):
-        """Reference predictions of all windows (the engine's reference pass)
-        and alternative predictions of the substitutions ``sub`` (bool, B):
-        ``(ref, [(indices, alt outputs)], multiply-adds of the edits)``."""
+    def _fast_pair(self, Xu, X_alt, inv, sub):
+        """Reference predictions of the distinct reference windows ``Xu`` (the
+        engine's reference pass) and alternative predictions of the
+        substitutions ``sub`` (bool, B; ``inv`` maps each variant to its
+        reference window): ``(ref, [(indices, alt outputs)], multiply-adds)``."""
         eng = self.engine
         ref_out, alt_out, macs = [], [], 0
-        for s in range(0, len(X_ref), _REF_CHUNK):
-            xr = to_device(X_ref[s:s + _REF_CHUNK], self.device, self.dtype)
+        for s in range(0, len(Xu), _REF_CHUNK):
+            xr = to_device(Xu[s:s + _REF_CHUNK], self.device, self.dtype)
             eng.reference(xr, [])
             ref_out.append([eng.ref_value(n).cpu() for n in eng.output_leaves()])
-            idx = torch.nonzero(sub[s:s + _REF_CHUNK]).flatten()
+            idx = torch.nonzero(sub & (inv >= s) & (inv < s + len(xr))).flatten()
             if not len(idx):
                 continue
-            d = to_device(X_alt[s:s + _REF_CHUNK][idx], self.device, self.dtype) - xr[idx.to(xr.device)]
+            site = (inv[idx] - s).to(xr.device)
+            d = to_device(X_alt[idx], self.device, self.dtype) - xr[site]
             cols = (d != 0).any(dim=1)                        # the changed columns
             first = cols.float().argmax(dim=1)
             last = cols.shape[1] - 1 - cols.flip(1).float().argmax(dim=1)
@@ -127,9 +129,9 @@ class VariantScorer:
             pos = first.clamp(max=d.shape[2] - W)
             ar = torch.arange(W, device=d.device)
             delta = d.gather(2, (pos[:, None] + ar).unsqueeze(1).expand(-1, d.shape[1], -1))
-            ys, m = eng.edits_delta(idx.to(self.device), pos, delta)
+            ys, m = eng.edits_delta(site, pos, delta)
             macs += m
-            alt_out.append((idx + s, [y.cpu() for y in ys]))
+            alt_out.append((idx, [y.cpu() for y in ys]))
         return [torch.cat(parts) for parts in zip(*ref_out)], alt_out, macs
 
     def _check_fast(self, X_ref, X_alt, sub):
@@ -145,7 +147,8 @@ class VariantScorer:
         Xr, Xa = X_ref[sel], X_alt[sel]
         try:
             self.engine = _fast_ism.FastISM(self.model, self.func, 0)
-            ref_fast, alt_fast, macs = self._fast_pair(Xr, Xa, torch.ones(len(sel), dtype=torch.bool))
+            ref_fast, alt_fast, macs = self._fast_pair(Xr, Xa, torch.arange(len(sel)),
+                                                       torch.ones(len(sel), dtype=torch.bool))
         except _fast_ism.Unsupported as e:
             log.info("variant scoring: full forwards (the model is not provably local: %s)", e)
             return None
@@ -164,22 +167,34 @@ class VariantScorer:
             return None
         log.info("variant scoring: fast path for substitutions (%.1f%% of a full forward's "
                  "multiply-adds per variant)", 100 * ratio)
+        self.engine.learn_keep()    # later reference passes keep only what edits read
         return self.engine
 
-    def _predict(self, X_ref, X_alt, kinds):
+    def _predict(self, X_ref, X_alt, kinds, keys):
+        # variants sharing a reference window (the ALTs of one site) predict it once
+        first, inv, rows = {}, [], []
+        for i, k in enumerate(keys):
+            u = first.get(k)
+            if u is None:
+                u = first[k] = len(rows)
+                rows.append(i)
+            inv.append(u)
+        inv = torch.tensor(inv)
+        Xu = X_ref if len(rows) == len(keys) else X_ref[torch.tensor(rows)]
         sub = torch.tensor([k in _SUBSTITUTION for k in kinds], dtype=torch.bool)
         if self.fast and not self.checked and bool(sub.any()):
             self.checked = True
             if self._check_fast(X_ref, X_alt, sub) is None:
                 self.engine = None
         if self.engine is None or not bool(sub.any()):
-            return self._forward(X_ref), self._forward(X_alt)
-        ref, alt_parts, _ = self._fast_pair(X_ref, X_alt, sub)
-        rest = torch.nonzero(~sub).flatten()
+            return [r[inv] for r in self._forward(Xu)], self._forward(X_alt)
+        ref_u, alt_parts, _ = self._fast_pair(Xu, X_alt, inv, sub)
+        ref = [r[inv] for r in ref_u]
         alt = [torch.empty_like(t) for t in ref]
         for idx, ys in alt_parts:
             for a, y in zip(alt, ys):
                 a[idx] = y.to(a.dtype)
+        rest = torch.nonzero(~sub).flatten()
         if len(rest):
             for a, y in zip(alt, self._forward(X_alt[rest])):
                 a[rest] = y.to(a.dtype)
@@ -190,11 +205,12 @@ class VariantScorer:
         if not batch.variants:
             return ScoredBatch([], [], [], [], list(batch.skipped))
         kinds = [w.kind for w in batch.windows]
+        keys = [(w.variant.chrom, w.span) for w in batch.windows]
         with model_on(self.model, self.device), torch.no_grad(), \
                 autocast(self.device, self.dtype, self.model):
-            ref, alt = self._predict(batch.ref, batch.alt, kinds)
+            ref, alt = self._predict(batch.ref, batch.alt, kinds, keys)
             if self.rc:
-                ref_rc, alt_rc = self._predict(batch.ref.flip(1, 2), batch.alt.flip(1, 2), kinds)
+                ref_rc, alt_rc = self._predict(batch.ref.flip(1, 2), batch.alt.flip(1, 2), kinds, keys)
         scores = []
         for o, (r, a) in enumerate(zip(ref, alt)):
             name = self.output_names[o] if self.output_names else (str(o) if len(ref) > 1 else None)
