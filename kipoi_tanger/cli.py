@@ -205,7 +205,10 @@ def format_info(d):
         f"inputs          {ins}",
         line("sequence input", d["sequence_input"] or unknown, "sequence_input"),
         line("layout", d["layout"] or unknown, "layout"),
-        line("alphabet", "".join(d["alphabet"]), "alphabet"),
+        line("length", d.get("length") or "any", "length"),
+        line("alphabet", "".join(d.get("model_alphabet") or d["alphabet"])
+             + ("" if list(d.get("model_alphabet") or d["alphabet"]) == list(d["alphabet"]) else
+                f" (the model's one-hot order; ops and results files use {''.join(d['alphabet'])})"), "alphabet"),
         f"outputs         {', '.join(d['targets']) or '-'}",
         line("explain output", "unknown" if d["output"] is None and "output" in d.get("problems", {})
              else (d["output"] if d["output"] is not None else "the model's output"), "output"),
@@ -213,6 +216,9 @@ def format_info(d):
         line("extra inputs", ", ".join(d["extra_inputs"]) or "none", "extra_inputs"),
         line("ops", ", ".join(d["ops"]), "ops"),
     ]
+    if d.get("deeplift_rules"):
+        lines.append(line("deeplift rules", ", ".join(f"{k}: {v}" for k, v in d["deeplift_rules"].items()),
+                          "deeplift_rules"))
     for k, v in d.get("problems", {}).items():
         if no_seq and k in ("sequence_input", "layout"):
             need = [op for op in d["ops"] if op != "predict"]

@@ -181,11 +181,12 @@ def loader_format(Dl, raw_yaml: Optional[dict] = None, run_kwargs: Optional[Mapp
         return defaults.get(k), f"{_SHORT[kind]}'s default"
 
     def note(*names):
-        parts = []
+        """``a=0, b=1 (where)``: values grouped by where they were set."""
+        groups = {}
         for k in names:
             v, src = get(k)
-            parts.append(f"{k}={v!r} ({src})")
-        return ", ".join(parts)
+            groups.setdefault(src, []).append(f"{k}={v!r}")
+        return "; ".join(f"{', '.join(vals)} ({src})" for src, vals in groups.items())
 
     fmt = LoaderFormat(kind=kind, run_label=run_label)
     fmt.run_args = tuple(k for k in _ARGS[kind] if k in run_kwargs and k != "dtype")

@@ -159,9 +159,13 @@ class KipoiTarget:
 
     def file_attrs(self, op=None) -> dict:
         """HDF5 attributes on how the model was run: ``framework`` and, after a graph op
-        on a converted Keras model, its first-batch ``conversion_check``."""
+        on a converted Keras model, its first-batch ``conversion_check``; ``model_alphabet``,
+        the model's one-hot order (the file's ``(N, A, L)`` datasets follow ``alphabet``,
+        the ``inputs`` the model's order)."""
         uses_graph = op is not None and any(o.needs_graph for o in op.walk())
-        return self.backend.file_attrs(uses_graph)
+        out = dict(self.backend.file_attrs(uses_graph))
+        out["model_alphabet"] = list(self.spec.model_alphabet)
+        return out
 
     # -- DeepLIFT rules and the dataloader's format ---------------------------
 

@@ -1,10 +1,31 @@
 """``deeplift-shap`` over a Kipoi model: :func:`kipoi_tanger.deep_lift_shap.deep_lift_shap`
 on canonical ``(N, A, L)`` sequences, explaining one (reduced) output, written
 as ``attributions`` ``(N, A, L)``, ``convergence_deltas`` ``(N,)`` and, on
-request, ``references`` ``(N, K, A, L)``."""
+request, ``references`` ``(N, K, A, L)``, channels in the canonical order
+(A, C, G, T for DNA, whatever the model's one-hot order; the file's
+``alphabet`` attribute).
+
+Never silently wrong: the rules declared under ``postprocessing: tanger:
+deeplift_rules`` reach every call, and the first call of a run (this op's, or
+the one a marginalize/product/ablate/space op makes through :meth:`function`)
+first runs :func:`~kipoi_tanger.deep_lift_shap.explain_check` on the same
+model, sequences, arguments and settings. A model refused by name, or first
+batch whose convergence deltas exceed ``--warning_threshold``, stops the run
+before anything is written (one line naming the suspects), unless
+``--accept_large_deltas`` is given (then recorded in the file's parameters).
+The Python ``deep_lift_shap`` keeps warning instead, as tangermeme does.
+"""
+import functools
+
 import numpy as np
 
-from .base import Op, Param, to_numpy
+from ..adapter.errors import AdapterError
+from .base import Op, OpError, Param, to_numpy
+
+#: keywords of deep_lift_shap that explain_check takes as well
+_CHECK_KEYS = ("target", "batch_size", "references", "n_shuffles", "warning_threshold", "additional_nonlinear_ops",
+               "dtype", "device", "random_state", "prune")
+_YAML_HINT = "in model.yaml, declare rules under postprocessing: tanger: deeplift_rules ({class: rule name})"
 
 
 class DeepLiftShap(Op):
@@ -30,6 +51,8 @@ class DeepLiftShap(Op):
         Param("pair_batch_size", None, "example-reference pairs per DeepLIFT forward/backward chunk "
               "(default: --batch_size); results do not depend on it", kind="int", minimum=1, record=False),
         Param("return_references", False, "also write the references (N, K, A, L)", kind="flag", top_only=True),
+        Param("accept_large_deltas", False, "write the attributions even when the first batch's convergence "
+              "deltas exceed --warning_threshold (recorded in the file's parameters)", kind="flag", record=False),
     )
     needs_graph = True
     explains = True
@@ -52,13 +75,39 @@ class DeepLiftShap(Op):
         into["output"], into["target"] = self.resolved["output"], self.resolved["target"]
         if self.values["pair_batch_size"] is not None:
             into["pair_batch_size"] = self.values["pair_batch_size"]
+        if self.values["accept_large_deltas"]:
+            into["accept_large_deltas"] = True
 
     def function(self):
         from ..deep_lift_shap import deep_lift_shap
         v = self.values
-        return deep_lift_shap, {"target": self.resolved["target"], "n_shuffles": v["n_shuffles"],
-                                "hypothetical": v["hypothetical"], "random_state": v["random_state"],
-                                "warning_threshold": v["warning_threshold"]}
+        kwargs = {"target": self.resolved["target"], "n_shuffles": v["n_shuffles"],
+                  "hypothetical": v["hypothetical"], "random_state": v["random_state"],
+                  "warning_threshold": v["warning_threshold"]}
+        rules = self._ctx.target.deeplift_rules if self._ctx is not None else None
+        if rules:
+            kwargs["additional_nonlinear_ops"] = rules
+
+        @functools.wraps(deep_lift_shap)
+        def checked(model, X, *a, **kw):
+            if self._ctx is not None and getattr(self, "_checked_ctx", None) is not self._ctx:
+                self._first_batch_check(model, X, kw.get("args", a[0] if a else None), kw)
+                self._checked_ctx = self._ctx
+            return deep_lift_shap(model, X, *a, **kw)
+
+        return checked, kwargs
+
+    def _first_batch_check(self, model, X, args, kw):
+        """Refuse (one line, before anything is written) attributions that do not add up on the first batch."""
+        from ..deep_lift_shap import explain_check
+        try:
+            rep = explain_check(model, X, args=args, **{k: kw[k] for k in _CHECK_KEYS if k in kw})
+        except ValueError as e:
+            msg = " ".join(str(e).split())
+            raise AdapterError(f"{msg}; {_YAML_HINT}" if "additional_nonlinear_ops" in msg else msg) from None
+        if not rep.ok and not self.values["accept_large_deltas"]:
+            raise OpError(f"{rep.message}; nothing written: pass --accept_large_deltas to write them anyway "
+                          "(recorded in the file's parameters), or raise --warning_threshold")
 
     def name_outputs(self, y):
         return {"attributions": to_numpy(y)}

@@ -7,9 +7,16 @@ regions) and plain ``kipoi predict`` files:
 * ``attributions`` ``(N, A, L)``, projected (``X * hypothetical``) unless the
   run used ``--hypothetical`` (root/parameter attribute ``hypothetical``); an
   optional separate ``hypothetical`` ``(N, A, L)`` dataset;
-* ``inputs`` (``--keep_inputs``) in the model's layout, turned into canonical
-  one-hot ``(N, A, L)`` with the ``layout`` attribute (or, for plain Kipoi
-  files, by matching the attributions' shape);
+* ``inputs`` (``--keep_inputs``) in the model's layout and one-hot order,
+  turned into canonical one-hot ``(N, A, L)`` with the ``layout`` and
+  ``model_alphabet`` attributes (or, for plain Kipoi files, by matching the
+  attributions' shape);
+
+Channel order: every ``(N, A, L)`` dataset (attributions, references,
+hypothetical attributions) follows the file's ``alphabet`` attribute, A, C, G,
+T for DNA whatever the model's own one-hot order (``model_alphabet``, e.g.
+DeepSEA/beluga's AGCT); :meth:`Results.sequences` returns the inputs in that
+same order, so logos, the report and the modisco export line up.
 * ``metadata/ranges/{chr,start,end,id,strand}`` for titles and region ids;
 * ``y_before``/``y_after`` (or groups of them, one dataset per output) for
   marginalization, product axes right after the region axis.
@@ -95,6 +102,9 @@ class Results:
         self.parameters = params if isinstance(params, dict) else {}
         alphabet = self.attrs.get("alphabet")
         self.alphabet = tuple(alphabet) if isinstance(alphabet, (list, tuple, str)) and alphabet else DNA
+        model_alphabet = self.attrs.get("model_alphabet")
+        self.model_alphabet = tuple(model_alphabet) if isinstance(model_alphabet, (list, tuple, str)) and \
+            sorted(model_alphabet) == sorted(self.alphabet) else self.alphabet
         lengths = {s[0] for s in self.shapes.values() if s}
         self.n = (len(self.ranges["chr"]) if self.ranges
                   else self.shapes["attributions"][0] if "attributions" in self.shapes
@@ -235,7 +245,10 @@ class Results:
         if layout:
             from ..adapter.layout import Layout
             try:
-                out = Layout.parse(layout).from_model(x, A)
+                lay = Layout.parse(layout)
+                # the inputs follow the model's one-hot order, the file's datasets the alphabet's
+                lay = Layout(lay.axes, order=[self.model_alphabet.index(c) for c in self.alphabet])
+                out = lay.from_model(x, A)
             except Exception as e:
                 raise ResultsError(f"{self.path}: cannot read '{name}' {x.shape[1:]} with layout "
                                    f"{layout!r}: {e}") from None
