@@ -89,7 +89,7 @@ def spacing_table(spacing, n_motifs: int) -> np.ndarray:
                                                      np.isfinite(arr).all() and np.array_equal(arr, np.round(arr)))):
         bad = next((x for x in arr.ravel() if not (isinstance(x, (int, float, np.number)) and
                                                    np.isfinite(x) and float(x).is_integer())), arr.ravel()[0])
-        raise OpError(f"{label}: expected integer gaps, got {bad!r}")
+        raise OpError(f"{label}: expected integer gaps, got {bad}")
     arr = arr.astype(np.int64)
     if (arr < 0).any():
         r = int(np.argwhere(arr < 0)[0][0])
