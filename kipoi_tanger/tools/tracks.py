@@ -1,0 +1,401 @@
+"""Genome-browser tracks: per-base values placed at their regions' genomic
+coordinates, written as bigWig (pyBigWig) or bedGraph.
+
+Inputs are what kipoi_tanger's result files hold, but nothing here reads an
+HDF5 file: ``values`` is an ``(N, L)`` array (per-base attributions, ISM scores,
+a profile prediction) or an ``(N, A, L)`` one reduced over the alphabet with
+:func:`per_base`, and ``ranges`` the regions' metadata as Kipoi writes it
+(``metadata/ranges/{chr, start, end, strand, id}``), see :func:`regions`.
+
+Placement rules (shared with :mod:`kipoi_tanger.tools.seqlets`):
+
+* Coordinates are 0-based, end exclusive, as in BED and Kipoi's ranges.
+* Position ``i`` of a length-``L`` track of a ``+`` (or unstranded ``*``/``.``)
+  region starting at ``start`` is the genomic base ``start + i``. A ``-``
+  region's model input is the reverse complement of ``[start, end)`` (the
+  convention of kipoiseq and of ``dataloaders/interval_onehot``), so its
+  position ``i`` is the genomic base ``end - 1 - i``. Pass
+  ``reverse_minus=False`` for data read without strand correction.
+* ``anchor="exact"`` (default) requires ``L == end - start``;
+  ``anchor="center"`` places a shorter track on the region's central ``L``
+  bases, starting ``(end - start - L) // 2`` bases from the region's 5' end
+  (``start`` on ``+``, ``end`` on ``-``): e.g. a BPNet-style profile head that
+  predicts the central 1000 bp of a 2114-bp input.
+* Where regions overlap, a base's value is the **mean** of the values that all
+  regions covering it give it. Bases covered by no region are absent from the
+  track (no value, not 0).
+* A region on a chromosome missing from the chromosome sizes, or reaching
+  past a chromosome's end (or below 0), is an error naming the file, unless
+  ``out_of_bounds="clip"``, which drops the bases outside the chromosome.
+* Output is sorted by chromosome name (byte order, as ``LC_ALL=C sort -k1,1``
+  and bigWig's chromosome index) and then by position; values are written as
+  float32 (bigWig's precision).
+"""
+import os
+from dataclasses import dataclass
+from typing import Iterator, Mapping, Optional, Tuple, Union
+
+import numpy
+
+__all__ = ['Regions', 'regions', 'read_chrom_sizes', 'per_base', 'place', 'track_intervals',
+           'write_bigwig', 'write_bedgraph']
+
+_STRANDS = {'+': '+', '-': '-', '*': '.', '.': '.', '': '.'}
+
+
+@dataclass(frozen=True)
+class Regions:
+    """Regions as numpy arrays: ``chrom`` (str), ``start``/``end`` (int64,
+    0-based, end exclusive), ``strand`` (``+``, ``-`` or ``.``) and ``id`` (str)."""
+    chrom: numpy.ndarray
+    start: numpy.ndarray
+    end: numpy.ndarray
+    strand: numpy.ndarray
+    id: numpy.ndarray
+
+    def __len__(self):
+        return len(self.chrom)
+
+    def label(self, i: int) -> str:
+        """``region i (id r03, chr1:850-1350 -)`` for error messages."""
+        return (f"region {i} (id {self.id[i]}, {self.chrom[i]}:{self.start[i]}-{self.end[i]} "
+                f"{self.strand[i]})")
+
+
+def _strings(values, what):
+    out = []
+    for v in numpy.asarray(values, dtype=object).ravel():
+        if isinstance(v, (bytes, numpy.bytes_)):
+            v = v.decode()
+        out.append(str(v))
+    return numpy.asarray(out, dtype=str) if out else numpy.zeros(0, dtype=str)
+
+
+def regions(ranges, n: Optional[int] = None, name: str = 'ranges') -> Regions:
+    """Validate region metadata into :class:`Regions`.
+
+    Parameters
+    ----------
+    ranges : Regions, mapping or pandas.DataFrame
+        Columns ``chr`` (or ``chrom``), ``start``, ``end``, and optionally
+        ``strand`` (``+``, ``-``, ``*`` or ``.``; default ``.``) and ``id``
+        (default the row number), e.g. the ``metadata/ranges`` group of a
+        results file read into a dict. Byte strings (h5py) are decoded.
+    n : int, optional
+        The number of regions the values have; a different count is an error.
+    name : str, optional
+        What to call ``ranges`` in error messages.
+
+    Returns
+    -------
+    Regions
+    """
+    if isinstance(ranges, Regions):
+        out = ranges
+    else:
+        cols = {k: ranges[k] for k in ranges.keys()}
+        chrom = cols.get('chr', cols.get('chrom'))
+        missing = [k for k, v in (('chr', chrom), ('start', cols.get('start')),
+                                  ('end', cols.get('end'))) if v is None]
+        if missing:
+            raise ValueError(f"{name}: missing field(s) {', '.join(missing)}; expected chr, start, "
+                             f"end and optionally strand, id (Kipoi's metadata/ranges)")
+        chrom = _strings(chrom, 'chr')
+        try:
+            start = numpy.asarray(cols['start']).astype(numpy.int64).ravel()
+            end = numpy.asarray(cols['end']).astype(numpy.int64).ravel()
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: start and end must be integers") from None
+        k = len(chrom)
+        strand = (_strings(cols['strand'], 'strand') if cols.get('strand') is not None
+                  else numpy.full(k, '.'))
+        ids = (_strings(cols['id'], 'id') if cols.get('id') is not None
+               else numpy.arange(k).astype(str))
+        for field, arr in (('start', start), ('end', end), ('strand', strand), ('id', ids)):
+            if len(arr) != k:
+                raise ValueError(f"{name}: {field} has {len(arr)} entries but chr has {k}")
+        bad = [s for s in numpy.unique(strand) if s not in _STRANDS]
+        if bad:
+            raise ValueError(f"{name}: strand {str(bad[0])!r} is not one of '+', '-', '*', '.'")
+        strand = numpy.asarray([_STRANDS[s] for s in strand], dtype='<U1')
+        out = Regions(chrom, start, end, strand, ids)
+        wrong = numpy.flatnonzero(out.end <= out.start)
+        if len(wrong):
+            raise ValueError(f"{name}: {out.label(wrong[0])} has end <= start")
+    if n is not None and len(out) != n:
+        raise ValueError(f"{name}: {len(out)} regions, but the values have {n} rows")
+    return out
+
+
+def read_chrom_sizes(path: Union[str, os.PathLike]) -> dict:
+    """Chromosome lengths from a chrom-sizes file, a FASTA index or a FASTA.
+
+    Parameters
+    ----------
+    path : str
+        A chrom-sizes file (``name<TAB>length`` per line, as UCSC's
+        ``fetchChromSizes`` writes), a ``.fai`` index (first two columns used),
+        or an indexed FASTA (its ``PATH.fai`` is read; it is not created).
+
+    Returns
+    -------
+    dict
+        ``{chromosome: length}`` in the file's order.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"chrom sizes {path}: file not found")
+    with open(path, 'rb') as fh:
+        head = fh.read(1)
+    if head == b'>':
+        fai = path + '.fai'
+        if not os.path.isfile(fai):
+            raise ValueError(f"chrom sizes {path}: a FASTA without an index ({fai} not found); "
+                             f"create it with 'samtools faidx {path}' or pass a chrom-sizes file")
+        path = fai
+    sizes = {}
+    with open(path) as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip() or line.startswith('#'):
+                continue
+            f = line.rstrip('\n\r').split('\t')
+            if len(f) < 2:
+                f = line.split()
+            try:
+                name, length = f[0], int(f[1])
+            except (IndexError, ValueError):
+                raise ValueError(f"chrom sizes {path} line {n}: expected 'name<TAB>length'; got "
+                                 f"{line.rstrip()[:60]!r}") from None
+            if length <= 0:
+                raise ValueError(f"chrom sizes {path} line {n}: length of {name} must be > 0")
+            if name in sizes:
+                raise ValueError(f"chrom sizes {path} line {n}: chromosome {name} listed twice")
+            sizes[name] = length
+    if not sizes:
+        raise ValueError(f"chrom sizes {path}: no chromosomes")
+    return sizes
+
+
+def _sizes(chrom_sizes):
+    """``(dict, description)`` from a path or a mapping."""
+    if isinstance(chrom_sizes, Mapping):
+        return {str(k): int(v) for k, v in chrom_sizes.items()}, 'chrom_sizes'
+    return read_chrom_sizes(chrom_sizes), f"chrom sizes {os.fspath(chrom_sizes)}"
+
+
+def per_base(values, X=None, how: str = 'sum') -> numpy.ndarray:
+    """Reduce ``(N, A, L)`` values to one value per base, ``(N, L)``.
+
+    Parameters
+    ----------
+    values : array-like, shape=(N, A, L) or (N, L)
+        Attributions, ISM scores or any per-base, per-character values; an
+        ``(N, L)`` array is returned as it is (``how="observed"`` excepted).
+    X : array-like, shape=(N, A, L), optional
+        One-hot sequences, for ``how="observed"``.
+    how : {"sum", "observed", "mean"}
+        ``sum`` over the alphabet (for projected attributions, where only the
+        observed base is non-zero, this is the observed base's value);
+        ``observed``: the value of the observed base (``(values * X).sum(1)``,
+        e.g. for hypothetical attributions); ``mean`` over the alphabet (e.g.
+        the mean effect of the substitutions at a base in ISM).
+
+    Returns
+    -------
+    numpy.ndarray, shape=(N, L), float64
+    """
+    values = _numpy(values, 'values')
+    if how not in ('sum', 'observed', 'mean'):
+        raise ValueError(f"per_base: how must be 'sum', 'observed' or 'mean'; got {how!r}")
+    if values.ndim == 2 and how != 'observed':
+        return values.astype(numpy.float64)
+    if values.ndim != 3:
+        raise ValueError(f"per_base: values must have shape (N, A, L) or (N, L); got "
+                         f"{values.shape}")
+    if how == 'sum':
+        return values.sum(1, dtype=numpy.float64)
+    if how == 'mean':
+        return values.mean(1, dtype=numpy.float64)
+    if X is None:
+        raise ValueError("per_base: how='observed' needs the one-hot sequences X")
+    X = _numpy(X, 'X')
+    if X.shape != values.shape:
+        raise ValueError(f"per_base: X has shape {X.shape} but values have {values.shape}")
+    return (values.astype(numpy.float64) * X).sum(1)
+
+
+def _numpy(a, name):
+    if hasattr(a, 'detach'):
+        a = a.detach().cpu()
+        a = a.float().numpy() if str(a.dtype) == 'torch.bfloat16' else a.numpy()
+    return numpy.asarray(a)
+
+
+def place(regs: Regions, i: int, length: int, anchor: str = 'exact',
+          reverse_minus: bool = True) -> Tuple[int, bool]:
+    """Where a length-``length`` track of region ``i`` lies on the genome.
+
+    Returns ``(genomic start, reversed)``: the track covers
+    ``[start, start + length)``, and when ``reversed`` its position ``j`` is the
+    genomic base ``start + length - 1 - j``. See the module docstring for the rule.
+    """
+    width = int(regs.end[i] - regs.start[i])
+    if anchor == 'exact':
+        if length != width:
+            raise ValueError(f"{regs.label(i)} is {width} bp wide but the values have {length} "
+                             f"positions; pass anchor='center' if they cover its central "
+                             f"{length} bp")
+        off = 0
+    elif anchor == 'center':
+        if length > width:
+            raise ValueError(f"{regs.label(i)} is {width} bp wide, shorter than the values "
+                             f"({length} positions)")
+        off = (width - length) // 2
+    else:
+        raise ValueError(f"anchor must be 'exact' or 'center'; got {anchor!r}")
+    rev = bool(reverse_minus and regs.strand[i] == '-')
+    start = int(regs.end[i]) - off - length if rev else int(regs.start[i]) + off
+    return start, rev
+
+
+def track_intervals(values, ranges, chrom_sizes=None, anchor: str = 'exact',
+                    out_of_bounds: str = 'error', reverse_minus: bool = True
+                    ) -> Iterator[Tuple[str, int, numpy.ndarray]]:
+    """Per-base values on the genome, overlaps averaged, in sorted order.
+
+    Parameters
+    ----------
+    values : array-like, shape=(N, L)
+        One value per position of each region's track (see :func:`per_base`).
+    ranges : mapping, DataFrame or Regions
+        The N regions (:func:`regions`).
+    chrom_sizes : str or mapping, optional
+        Chromosome lengths (:func:`read_chrom_sizes`); without them, regions
+        are not checked against chromosome ends.
+    anchor, reverse_minus
+        Placement of each track on its region (:func:`place`).
+    out_of_bounds : {"error", "clip"}
+        What to do with bases outside a chromosome.
+
+    Yields
+    ------
+    (chrom, start, values)
+        Runs of consecutive covered bases: ``values[j]`` is the (mean) value of
+        base ``start + j``. Chromosomes in byte order, runs by position.
+    """
+    vals = _numpy(values, 'values')
+    if vals.ndim != 2:
+        raise ValueError(f"values must have shape (N, L); got {vals.shape} (reduce (N, A, L) "
+                         f"with per_base)")
+    vals = vals.astype(numpy.float64)
+    bad = ~numpy.isfinite(vals)
+    if bad.any():
+        i, j = numpy.argwhere(bad)[0]
+        raise ValueError(f"values: {int(bad.sum())} NaN/inf value(s), the first in row {i} at "
+                         f"position {j}")
+    regs = regions(ranges, n=len(vals))
+    if out_of_bounds not in ('error', 'clip'):
+        raise ValueError(f"out_of_bounds must be 'error' or 'clip'; got {out_of_bounds!r}")
+    sizes, where = _sizes(chrom_sizes) if chrom_sizes is not None else (None, None)
+    L = vals.shape[1]
+    by_chrom = {}
+    for i in range(len(regs)):
+        start, rev = place(regs, i, L, anchor, reverse_minus)
+        lo, hi = start, start + L
+        c = str(regs.chrom[i])
+        if sizes is not None:
+            if c not in sizes:
+                some = ', '.join(list(sizes)[:3]) + (', ...' if len(sizes) > 3 else '')
+                raise ValueError(f"{where}: has no chromosome {c!r} for {regs.label(i)} (it has "
+                                 f"{some})")
+            if lo < 0 or hi > sizes[c]:
+                if out_of_bounds == 'error':
+                    raise ValueError(f"{where}: {regs.label(i)} places bases {lo}-{hi} past the "
+                                     f"end of {c} (length {sizes[c]}); pass out_of_bounds='clip' "
+                                     f"to drop them")
+                lo, hi = max(lo, 0), min(hi, sizes[c])
+                if hi <= lo:
+                    continue
+        elif lo < 0:
+            if out_of_bounds == 'error':
+                raise ValueError(f"{regs.label(i)} places bases below position 0")
+            lo = 0
+        by_chrom.setdefault(c, []).append((lo, hi, start, rev, i))
+    for c in sorted(by_chrom, key=lambda s: s.encode()):
+        items = sorted(by_chrom[c])
+        k = 0
+        while k < len(items):
+            # a cluster: regions that overlap one another, directly or through others
+            c_lo, c_hi, m = items[k][0], items[k][1], k + 1
+            while m < len(items) and items[m][0] < c_hi:
+                c_hi = max(c_hi, items[m][1])
+                m += 1
+            total = numpy.zeros(c_hi - c_lo)
+            count = numpy.zeros(c_hi - c_lo, dtype=numpy.int64)
+            for lo, hi, start, rev, i in items[k:m]:
+                row = vals[i, ::-1] if rev else vals[i]
+                total[lo - c_lo:hi - c_lo] += row[lo - start:hi - start]
+                count[lo - c_lo:hi - c_lo] += 1
+            # adjacent, non-overlapping regions stay separate clusters; every base here is covered
+            yield c, c_lo, total / count
+            k = m
+
+
+def write_bigwig(path, values, ranges, chrom_sizes, anchor: str = 'exact',
+                 out_of_bounds: str = 'error', reverse_minus: bool = True) -> str:
+    """Write per-base values to a bigWig file with pyBigWig.
+
+    The header lists every chromosome of ``chrom_sizes`` (byte order); entries
+    are fixed-step runs of span 1. Overlapping regions are averaged (see the
+    module docstring). Parameters as in :func:`track_intervals`.
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
+    import pyBigWig
+    sizes, _ = _sizes(chrom_sizes)
+    # checked against chrom_sizes itself, so that errors name its file
+    runs = list(track_intervals(values, ranges, chrom_sizes, anchor, out_of_bounds, reverse_minus))
+    path = os.fspath(path)
+    bw = pyBigWig.open(path, 'w')
+    if bw is None:
+        raise ValueError(f"bigwig {path}: cannot be created")
+    try:
+        bw.addHeader([(c, sizes[c]) for c in sorted(sizes, key=lambda s: s.encode())])
+        for c, start, v in runs:
+            bw.addEntries(c, int(start), values=v.astype(numpy.float64), span=1, step=1)
+    finally:
+        bw.close()
+    return path
+
+
+def write_bedgraph(path, values, ranges, chrom_sizes=None, anchor: str = 'exact',
+                   out_of_bounds: str = 'error', reverse_minus: bool = True,
+                   track_line: Optional[str] = None) -> str:
+    """Write per-base values to a bedGraph file (``chrom start end value``).
+
+    Consecutive bases with the same float32 value are merged into one line;
+    values are written with 9 significant digits (float32 round-trips).
+    ``track_line`` (e.g. ``'track type=bedGraph name=attr'``) is written first
+    when given. Parameters as in :func:`track_intervals`.
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
+    runs = track_intervals(values, ranges, chrom_sizes, anchor, out_of_bounds, reverse_minus)
+    path = os.fspath(path)
+    with open(path, 'w') as fh:
+        if track_line:
+            fh.write(track_line.rstrip('\n') + '\n')
+        for c, start, v in runs:
+            v = v.astype(numpy.float32)
+            cut = numpy.flatnonzero(v[1:] != v[:-1]) + 1
+            lo = numpy.concatenate([[0], cut])
+            hi = numpy.concatenate([cut, [len(v)]])
+            fh.writelines(f"{c}\t{start + a}\t{start + b}\t{v[a]:.9g}\n"
+                          for a, b in zip(lo.tolist(), hi.tolist()))
+    return path
