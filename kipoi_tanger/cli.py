@@ -186,6 +186,19 @@ def _cfg_info(p):
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
+def _availability_lines(d):
+    """``op availability`` lines: which of the model's ops run and how (or why not), grouped by
+    reason; none for a torch model, on which every op runs."""
+    avail = {op: why for op, why in (d.get("ops_available") or {}).items() if op in d["ops"]}
+    if not avail or all(why == "available (torch module)" for why in avail.values()):
+        return []
+    groups = {}
+    for op, why in avail.items():
+        groups.setdefault(why, []).append(op)
+    return [f"{'op availability' if i == 0 else '':<16}{', '.join(ops)}: {why}"
+            for i, (why, ops) in enumerate(groups.items())]
+
+
 def format_info(d):
     """``kipoi-tanger info`` text from :meth:`KipoiTarget.describe`."""
     prov = d.get("provenance", {})
@@ -216,6 +229,9 @@ def format_info(d):
         line("extra inputs", ", ".join(d["extra_inputs"]) or "none", "extra_inputs"),
         line("ops", ", ".join(d["ops"]), "ops"),
     ]
+    if d.get("framework_detail"):
+        lines.insert(1, f"framework       {d['framework_detail']}")
+    lines.extend(_availability_lines(d))
     if d.get("deeplift_rules"):
         lines.append(line("deeplift rules", ", ".join(f"{k}: {v}" for k, v in d["deeplift_rules"].items()),
                           "deeplift_rules"))

@@ -158,7 +158,12 @@ def predict_on_batch_module():
 
         def _apply(self, fn, recurse=True):
             # .to(device) / .float() / .half() reach here: only the CPU, at the module's own precision
-            probe = fn(torch.empty(0, dtype=torch.float64))
+            try:
+                probe = fn(torch.empty(0, dtype=torch.float64))
+            except Exception as e:          # e.g. CUDA asked of a CPU-only torch
+                raise AdapterError(f"device: {self.label} runs through its own predict_on_batch on the CPU, and "
+                                   f"the device asked for is not available ({type(e).__name__}: {one_line(e)}); "
+                                   "pass --device cpu (device='cpu')") from None
             if probe.device.type != "cpu":
                 raise AdapterError(f"device {probe.device}: {self.label} runs through its own predict_on_batch "
                                    "on the CPU; pass --device cpu (device='cpu')")
@@ -391,11 +396,12 @@ class Backend:
             raise AdapterError(f"model {name}: a {type(kmodel).__name__} object has no predict_on_batch")
         self.label = f"model {name} ({self.framework})"
         self.module = predict_on_batch_module()(kmodel, call, self.label)
-        if isinstance(inner, torch.nn.Module):
-            self._graph_error = (f"{_class_path(type(kmodel))} overrides predict_on_batch, so its torch module "
-                                 "may not be what it predicts with")
-        elif self.framework != "keras":
-            self._graph_error = f"a {self.framework} model has no torch graph"
+        if self.framework != "keras":          # only Keras models are converted
+            self._converted = True
+            self._graph_error = f"{self.framework} models have no torch graph"
+            if isinstance(inner, torch.nn.Module):
+                self._graph_error = (f"{_class_path(type(kmodel))} overrides predict_on_batch, so its torch "
+                                     "module may not be what it predicts with")
 
     # -- graph ops (DeepLIFT/SHAP) ------------------------------------------------------------------
 
@@ -449,8 +455,8 @@ class Backend:
         if self.framework == "keras":
             raise AdapterError(f"model {self.name}: {op} needs a torch graph, and this Keras model cannot be "
                                f"converted: {self._graph_error}{hint}")
-        raise AdapterError(f"model {self.name}: {op} needs a torch graph, which a {self.detail} model does not "
-                           f"have ({self._graph_error}){hint}")
+        raise AdapterError(f"model {self.name}: {op} needs a torch graph, and this is a {self.detail} model: "
+                           f"{self._graph_error}{hint}")
 
     def module_for(self, graph: bool):
         """The torch module to wrap: the graph (if any) for ``graph=True``, else :attr:`module`.
