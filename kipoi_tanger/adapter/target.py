@@ -513,7 +513,10 @@ def load(model: str, source: str = "dir", dataloader: Optional[str] = None,
         except Exception as e:
             raise AdapterError(f"--dataloader {dataloader}: {type(e).__name__}: {one_line(e)}") from None
         dl_name = dataloader
-    return KipoiTarget(model, source, kmodel, backend.module, spec, Dl, dl_name, backend=backend).configure(raw, where)
+    target = KipoiTarget(model, source, kmodel, backend.module, spec, Dl, dl_name, backend=backend).configure(raw, where)
+    from .schema_check import check_section
+    check_section(target.module, target.spec, where)     # for every op, predict included
+    return target
 
 
 def kipoi_predict_example(model_dir: str, output_file: str, batch_size: int = 32) -> None:
