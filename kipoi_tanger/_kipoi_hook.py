@@ -23,8 +23,16 @@ It does nothing until one of three Kipoi modules is imported:
   use :class:`kipoi_tanger.SklearnModel`, which refuses a pickle written by
   another scikit-learn version instead of warning.
 
+It also lends Kipoi a ``pkg_resources`` (:mod:`kipoi_tanger._pkg_resources`,
+built on ``importlib.metadata``) when ``import pkg_resources`` comes from a
+Kipoi module (``kipoi``, ``kipoi_conda``, ``kipoi_utils``) and no real one can
+be imported: setuptools >= 81 no longer ships it, and ``kipoi/__main__.py``
+imports it for every command. Where setuptools still has it, the real one is
+used; imports from any other package are left alone.
+
 For every other import the finder returns ``None`` after one dict lookup, and it
-removes itself once all three modules are patched, so start-up cost is
+removes itself once all three modules are patched and ``pkg_resources`` is
+resolved, so start-up cost is
 negligible and processes that never import Kipoi are unaffected. Set
 ``KIPOI_TANGER_NO_HOOK=1`` to disable it.
 
@@ -122,41 +130,84 @@ class _PatchingLoader:
         return getattr(self._loader, name)
 
 
+_KIPOI_PACKAGES = ("kipoi", "kipoi_conda", "kipoi_utils")
+_IMPORT_MACHINERY = ("importlib", "importlib._bootstrap", "importlib._bootstrap_external", __name__)
+
+
+def _imported_by_kipoi():
+    """True when the ``import`` being resolved is written in a Kipoi module (kipoi_tanger is not one)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        g = frame.f_globals
+        name = g.get("__name__")
+        if name not in _IMPORT_MACHINERY:
+            if name == "__main__":      # python -m kipoi
+                name = getattr(g.get("__spec__"), "name", None) or name
+            return isinstance(name, str) and name.split(".")[0] in _KIPOI_PACKAGES
+        frame = frame.f_back
+    return False
+
+
+def _pkg_resources_spec():
+    """The spec that loads :mod:`kipoi_tanger._pkg_resources` as ``pkg_resources``."""
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_pkg_resources.py")
+    return importlib.util.spec_from_file_location("pkg_resources", path)
+
+
 class KipoiPatchFinder:
-    """Meta-path finder that patches ``kipoi.plugin``, ``kipoi.writers`` and ``kipoi.model`` on import."""
+    """Meta-path finder that patches ``kipoi.plugin``, ``kipoi.writers`` and ``kipoi.model`` on import,
+    and lends Kipoi's modules a ``pkg_resources`` where none is installed."""
+
+    PKG_RESOURCES = "pkg_resources"
 
     def __init__(self):
         self.pending = {"kipoi.plugin": _patch_plugin, "kipoi.writers": _patch_writers,
-                        "kipoi.model": _patch_model}
+                        "kipoi.model": _patch_model, self.PKG_RESOURCES: None}
 
     def find_spec(self, fullname, path=None, target=None):
         try:
-            patch = self.pending.get(fullname)
-        except Exception:
-            return None
-        if patch is None:
-            return None
-        try:
-            return self._find_and_wrap(fullname, path, target, patch)
+            if fullname not in self.pending:
+                return None
+            if fullname == self.PKG_RESOURCES:
+                return self._pkg_resources(path, target)
+            return self._find_and_wrap(fullname, path, target, self.pending[fullname])
         except Exception:
             return None  # let the normal import machinery handle it, unpatched
 
-    def _find_and_wrap(self, fullname, path, target, patch):
-        spec = None
+    def _find_elsewhere(self, fullname, path, target):
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
                 continue
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
-                break
-        if spec is None or spec.loader is None:
-            return spec
-        del self.pending[fullname]
+                return spec
+        return None
+
+    def _done(self, fullname):
+        self.pending.pop(fullname, None)
         if not self.pending:
             try:
                 sys.meta_path.remove(self)
             except ValueError:
                 pass
+
+    def _pkg_resources(self, path, target):
+        spec = self._find_elsewhere(self.PKG_RESOURCES, path, target)
+        if spec is not None:       # setuptools < 81: the real one, for everyone
+            self._done(self.PKG_RESOURCES)
+            return spec
+        if not _imported_by_kipoi():
+            return None            # other packages see no pkg_resources, as without the hook
+        self._done(self.PKG_RESOURCES)
+        return _pkg_resources_spec()
+
+    def _find_and_wrap(self, fullname, path, target, patch):
+        spec = self._find_elsewhere(fullname, path, target)
+        if spec is None or spec.loader is None:
+            return spec
+        self._done(fullname)
         spec.loader = _PatchingLoader(spec.loader, patch)
         return spec
 
@@ -184,7 +235,9 @@ def _install():
     for name in list(finder.pending):
         module = sys.modules.get(name)
         if module is not None:
-            _apply(finder.pending.pop(name), module)
+            patch = finder.pending.pop(name)
+            if patch is not None:
+                _apply(patch, module)
     if finder.pending:
         sys.meta_path.insert(0, finder)
     return finder

@@ -421,18 +421,25 @@ def _cfg_zoo(p):
     from .tools.zoo import DATA_DIRS, ZOO_SOURCE
     p.add_argument("--path", nargs="?", const="example_models", default=None, choices=DATA_DIRS,
                    help="print only the path of one shipped directory (default example_models)")
-    p.add_argument("--source_name", default=ZOO_SOURCE, metavar="NAME",
-                   help=f"Kipoi source name in the printed config line (default {ZOO_SOURCE})")
+    p.add_argument("--add_source", nargs="?", const=ZOO_SOURCE, default=None, metavar="NAME",
+                   help=f"make the example zoo the local Kipoi source NAME (default {ZOO_SOURCE}) in "
+                        "~/.kipoi/config.yaml, keeping the other sources")
 
 
 def _run_zoo(a):
-    from .tools.zoo import data_dir, data_dirs, kipoi_source_config
+    from .tools.zoo import ZOO_SOURCE, add_kipoi_source, data_dir, data_dirs, kipoi_source_config
     if a.path:
         print(data_dir(a.path))
         return 0
+    if a.add_source:
+        path = add_kipoi_source(a.add_source)
+        print(f"{path}: model source {a.add_source!r} = {data_dir('example_models')} "
+              f"(kipoi ls --source {a.add_source})")
+        return 0
     for name, path in data_dirs().items():
         print(f"{name:16s} {path}")
-    print(f"# a local Kipoi source of the example zoo, for ~/.kipoi/config.yaml:\n{kipoi_source_config(a.source_name)}")
+    print("# the example zoo as a local Kipoi source (--add_source writes it to ~/.kipoi/config.yaml):")
+    print(kipoi_source_config(ZOO_SOURCE))
     return 0
 
 

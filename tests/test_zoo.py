@@ -426,3 +426,25 @@ def test_zoo_command_prints_the_shipped_dirs(capsys):
     assert out[-1] == f"model_sources: {{tanger_zoo: {{type: local, local_path: {REPO}/example_models}}}}"
     assert cli.main(["zoo", "--path", "dataloaders"]) == 0
     assert capsys.readouterr().out == os.path.join(REPO, "dataloaders") + "\n"
+
+
+def test_add_source_keeps_the_other_sources(tmp_path, monkeypatch, capsys):
+    from kipoi_tanger import cli
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = tmp_path / ".kipoi" / "config.yaml"
+    assert cli.main(["zoo", "--add_source"]) == 0                      # created when missing
+    assert yaml.safe_load(config.read_text()) == {
+        "model_sources": {"tanger_zoo": {"type": "local", "local_path": os.path.join(REPO, "example_models")}}}
+    config.write_text("model_sources:\n  kipoi: {type: git-lfs, remote_url: u, local_path: p}\n"
+                      "  tanger_zoo: {type: local, local_path: /old}\nenv_db_path: /x/envs.json\n")
+    assert cli.main(["zoo", "--add_source"]) == 0 and cli.main(["zoo", "--add_source", "z2"]) == 0
+    d = yaml.safe_load(config.read_text())
+    assert list(d["model_sources"]) == ["kipoi", "tanger_zoo", "z2"] and d["env_db_path"] == "/x/envs.json"
+    assert d["model_sources"]["tanger_zoo"]["local_path"] == os.path.join(REPO, "example_models")
+    assert d["model_sources"]["kipoi"] == {"type": "git-lfs", "remote_url": "u", "local_path": "p"}
+    capsys.readouterr()
+    assert cli.main(["zoo", "--add_source", "dir"]) == 2
+    assert "expected a source name other than 'dir'" in capsys.readouterr().err
+    config.write_text("model_sources: [\n")
+    assert cli.main(["zoo", "--add_source"]) == 2
+    assert "cannot read the Kipoi config" in capsys.readouterr().err

@@ -7,12 +7,14 @@ package: building a wheel copies them to ``kipoi_tanger/_data/`` (see
 (``pip install -e .``) has no ``_data/`` and finds them next to the package, in
 the checkout. :func:`data_dir` looks in that order; ``kipoi-tanger zoo``
 prints the result, with the line that makes the example zoo a local Kipoi
-source.
+source; ``kipoi-tanger zoo --add_source`` adds it to Kipoi's config
+(:func:`add_kipoi_source`).
 """
 import os
 from typing import Dict, Optional
 
-__all__ = ["ZooError", "DATA_DIRS", "ZOO_SOURCE", "package_dir", "data_dir", "data_dirs", "kipoi_source_config"]
+__all__ = ["ZooError", "DATA_DIRS", "ZOO_SOURCE", "package_dir", "data_dir", "data_dirs", "kipoi_source_config",
+           "add_kipoi_source"]
 
 #: the shipped directories, as named in the source tree
 DATA_DIRS = ("example_models", "model_templates", "dataloaders", "workflows")
@@ -79,3 +81,46 @@ def kipoi_source_config(name: str = ZOO_SOURCE) -> str:
     ``kipoi-tanger ... MODEL --source NAME`` then find the shipped models.
     """
     return f"model_sources: {{{name}: {{type: local, local_path: {data_dir('example_models')}}}}}"
+
+
+def add_kipoi_source(name: str = ZOO_SOURCE, config_path: Optional[str] = None) -> str:
+    """Make the example zoo a local Kipoi source called ``name`` in Kipoi's config file.
+
+    Reads ``~/.kipoi/config.yaml`` (created when missing), sets
+    ``model_sources: NAME: {type: local, local_path: <example_models>}`` and
+    keeps every other source and key (the file is rewritten as plain YAML, as
+    Kipoi writes it). Replaces an earlier entry of the same name.
+
+    Parameters
+    ----------
+    name : str, default 'tanger_zoo'
+        The source name (``dir`` is Kipoi's own and refused).
+    config_path : str, optional
+        Default: ``~/.kipoi/config.yaml``.
+
+    Returns
+    -------
+    str
+        The config file written.
+    """
+    import yaml
+    if not isinstance(name, str) or not name.strip() or name == "dir" or any(c in name for c in ":/ \t"):
+        raise ZooError(f"--add_source: expected a source name other than 'dir' (no ':', '/' or spaces), got {name!r}")
+    path = config_path or os.path.join(os.path.expanduser("~"), ".kipoi", "config.yaml")
+    config = {}
+    if os.path.exists(path):
+        try:
+            with open(path) as fh:
+                config = yaml.safe_load(fh) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ZooError(f"{path}: cannot read the Kipoi config ({' '.join(str(e).split())})") from None
+        if not isinstance(config, dict) or not isinstance(config.get("model_sources", {}), dict):
+            raise ZooError(f"{path}: expected a mapping with a model_sources: mapping")
+    sources = config.setdefault("model_sources", {})
+    sources[name] = {"type": "local", "local_path": data_dir("example_models")}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as fh:
+        yaml.safe_dump(config, fh, default_flow_style=False, sort_keys=False)
+    os.replace(tmp, path)
+    return path
