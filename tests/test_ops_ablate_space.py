@@ -220,23 +220,34 @@ def test_ablate_shards_merge_and_resume_byte_identical(work, tmp_path, monkeypat
 
 def test_ablate_dinucleotide_names_the_region_with_one_shuffle(tmp_path):
     """A region whose window is a repeat has exactly one dinucleotide shuffle: the error names that region
-    (its index in the dataloader), not its place in the batch."""
+    (its index in the dataloader), not its place in the batch. N (all-zero columns) in a window is shuffled
+    as a character of its own."""
     d = make_model_dir(tmp_path, "as_rep", arch="TinyCNN", layout="LA", n_regions=16)
     with open(os.path.join(d, "example_files", "intervals.bed")) as fh:
-        chrom, s, _ = fh.readlines()[13].split()
+        bed = [line.split() for line in fh]
     fa = os.path.join(d, "example_files", "genome.fa")
     with open(fa) as fh:
         lines = fh.read().split(">")[1:]
     seqs = {rec.split("\n", 1)[0]: rec.split("\n", 1)[1].replace("\n", "") for rec in lines}
-    w0 = int(s) + 10
-    seqs[chrom] = seqs[chrom][:w0] + "ACGT" * 5 + seqs[chrom][w0 + 20:]
+
+    def put(region, offset, text):
+        chrom, s = bed[region][0], int(bed[region][1]) + offset
+        seqs[chrom] = seqs[chrom][:s] + text + seqs[chrom][s + len(text):]
+
+    put(2, 18, "NN")
+    put(13, 10, "ACGT" * 5)
     with open(fa, "w") as fh:
         for c, q in seqs.items():
             fh.write(f">{c}\n{q}\n")
+    out = str(tmp_path / "x.h5")
     with pytest.raises(OpError, match=r"^--shuffle dinucleotide: region 13 has exactly one dinucleotide shuffle "
                                       r"\(itself\) in positions \[10, 30\).*; use --n 1 or --shuffle shuffle$"):
-        run("ablate", d, str(tmp_path / "x.h5"), dataloader_args=dl_args(d), batch_size=4, start=10, end=30, n=2,
+        run("ablate", d, out, dataloader_args=dl_args(d), batch_size=4, group_regions=4, start=10, end=30, n=2,
             shuffle="dinucleotide", random_state=0, verbose=False)
+    from kipoi_tanger.run import Journal
+    j = Journal(out + ".partial")
+    j.load()
+    assert j.units == 12            # regions 0-11 (region 2 with its N) are done; a resume would fail again
 
 
 def test_region_index_of_batch_datasets_counts_rows():
