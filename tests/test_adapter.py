@@ -5,7 +5,9 @@ from types import SimpleNamespace as NS
 import pytest
 import torch
 
+from floatcmp import assert_close
 from kipoi_model_dirs import dl_args, load_inputs, load_module, make_model_dir
+from kipoi_tanger import ops
 from kipoi_tanger.adapter import (AdapterError, Layout, infer_layout, load, parse_reduce, resolve_example,
                                   resolve_spec, tanger_section)
 
@@ -108,7 +110,7 @@ def test_inferred_spec(dirs):
     assert d["sequence_input"] == "seq" and d["layout"] == "(A, L, 1)"
     assert d["provenance"]["layout"].startswith("inferred from the schema shape (4, 50, 1)")
     assert d["provenance"]["sequence_input"].startswith("inferred")
-    assert d["ops"] == ["predict", "deeplift-shap", "marginalize", "product"]
+    assert d["ops"] == list(ops.names())      # no section: every registered op
     t = load(dirs["profile"])
     assert t.spec.output_name == "counts" and t.spec.provenance["output"].startswith("inferred")
     # no special_type: still found as the only input with an axis of size 4
@@ -210,8 +212,9 @@ def test_canonical_wrapper_matches_module(dirs, key, arch):
         direct = net(torch.as_tensor(raw))
         wrapped = t.wrap(canonical=True)(X)
         explained = t.wrap(canonical=True, select=True)(X)
-    assert torch.equal(direct, wrapped)
-    assert torch.equal(direct, explained)
+    # the wrapper hands the module a permuted view: other memory layouts may take other kernels
+    assert_close(wrapped, direct, rtol=1e-6, atol_rel=1e-6)
+    assert_close(explained, direct, rtol=1e-6, atol_rel=1e-6)
 
 
 def test_explain_wrapper_selects_and_reduces(dirs):
@@ -223,7 +226,7 @@ def test_explain_wrapper_selects_and_reduces(dirs):
         y = t.wrap(canonical=True, select=True)(t.canonical(raw.numpy()))
         y_counts = t.wrap(canonical=True, select=True, output="counts")(t.canonical(raw.numpy()))
     assert torch.allclose(y, prof.sum(-1), atol=1e-6) and y.shape == (40, 1)
-    assert torch.equal(y_counts, counts)
+    assert_close(y_counts, counts, rtol=1e-6, atol_rel=1e-6)
 
 
 def test_raw_wrapper_restores_integer_inputs(dirs):
@@ -234,8 +237,10 @@ def test_raw_wrapper_restores_integer_inputs(dirs):
     net = load_module(dirs["tokens"], "TokenNet", seq_len=50)
     w = t.wrap(canonical=False, x_dtype=tok.dtype)
     with torch.no_grad():
-        assert torch.equal(predict(w, tok, batch_size=16, device="cpu"), net(tok))
-        # canonical one-hot -> tokens as well
+        # batches of 16 against the whole batch: CPU kernels round by batch shape (and CPU)
+        y = predict(w, tok, batch_size=16, device="cpu")
+        assert_close(y, net(tok))
+        # canonical one-hot -> tokens as well (the whole batch both times: the same computation)
         assert torch.equal(t.wrap(canonical=True)(t.canonical(tok.numpy())), net(tok))
 
 
