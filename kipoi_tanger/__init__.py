@@ -142,4 +142,7 @@ def __getattr__(name):
     if name == "KerasModel":   # defined_as: kipoi_tanger.KerasModel (TensorFlow loads on use)
         from .frameworks.keras import KerasModel
         return KerasModel
+    if name == "SklearnModel":   # defined_as: kipoi_tanger.SklearnModel (scikit-learn loads on use)
+        from .frameworks.sklearn import SklearnModel
+        return SklearnModel
     raise AttributeError(f"module 'kipoi_tanger' has no attribute {name!r}")
