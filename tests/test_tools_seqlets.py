@@ -89,7 +89,8 @@ def test_planted_motifs_come_out_named_where_they_were_planted(demo, query):
         assert len(hits) == 1, (p, hits)
         (h,) = hits.itertuples()
         # the seqlet holds the whole planted 6-mer, named after it, on its strand
-        assert h.chrom_start <= p.start and h.chrom_end >= p.end and h.chrom_end - h.chrom_start <= 14
+        assert h.chrom_start <= p.start and h.chrom_end >= p.end
+        assert h.chrom_end - h.chrom_start <= 14
         assert h.named and h.motif == expected_name[p.name] and h.motif_qvalue <= 0.05
         assert h.strand == (p.strand if p.name == 'gata' else '.')   # the E-box is a palindrome
     # every seqlet is one of those: none on control motifs or in motif-free regions
@@ -235,3 +236,14 @@ def test_query_errors(demo):
     bad = seqlets.assign(end=seqlets.end + 1000)
     with pytest.raises(ValueError, match='outside the'):
         seqlet_queries(bad, attributions=attr)
+
+
+def test_no_seqlets_give_empty_files(tmp_path):
+    none = recursive_seqlets(numpy.ones((2, 20)))
+    named = name_seqlets(none, MEME, attributions=numpy.ones((2, 4, 20)))
+    placed = genomic_seqlets(named, {'chr': ['a', 'b'], 'start': [0, 5], 'end': [20, 25]}, 20)
+    assert len(placed) == 0 and placed.motif.dtype.kind in 'OUT'
+    assert open(write_bed(placed, tmp_path / 'e.bed')).read() == ''
+    tsv = pandas.read_csv(write_tsv(placed, tmp_path / 'e.tsv'), sep='\t')
+    assert len(tsv) == 0 and list(tsv.columns[:6]) == ['chrom', 'chrom_start', 'chrom_end',
+                                                       'name', 'score', 'strand']

@@ -131,8 +131,8 @@ def test_strand_rule_against_the_genome(tmp_path):
     genome = {k: ''.join(v) for k, v in genome.items()}
     bed = [ln.split() for ln in open(os.path.join(EXAMPLE, 'regions.bed'))][:12]
     comp = str.maketrans('ACGT', 'TGCA')
-    seqs = [genome[c][int(s):int(e)] if st == '+' else genome[c][int(s):int(e)].translate(comp)[::-1]
-            for c, s, e, _, _, st in bed]
+    seqs = [genome[c][int(s):int(e)] for c, s, e, _, _, _ in bed]
+    seqs = [s if b[5] == '+' else s.translate(comp)[::-1] for s, b in zip(seqs, bed)]
     X = torch.stack([one_hot_encode(s) for s in seqs])
     ranges = {'chr': [b[0] for b in bed], 'start': [int(b[1]) for b in bed],
               'end': [int(b[2]) for b in bed], 'strand': [b[5] for b in bed],
@@ -179,7 +179,8 @@ def test_chrom_sizes_from_files(tmp_path):
                   r"'samtools faidx"),
              (tmp_path / 'none.sizes', r'none\.sizes: file not found')]
     for text, match in (('chr1\tlots\n', r"bad\.sizes line 1: expected 'name<TAB>length'"),
-                        ('chr1\t10\nchr1\t10\n', r'bad\.sizes line 2: chromosome chr1 listed twice'),
+                        ('chr1\t10\nchr1\t10\n',
+                         r'bad\.sizes line 2: chromosome chr1 listed twice'),
                         ('chr1\t0\n', r'bad\.sizes line 1: length of chr1 must be > 0'),
                         ('\n', r'bad\.sizes: no chromosomes')):
         bad = tmp_path / 'bad.sizes'

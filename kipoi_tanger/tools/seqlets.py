@@ -119,13 +119,13 @@ def seqlet_queries(seqlets: pandas.DataFrame, X=None, attributions=None,
     """
     if query not in ('attribution', 'onehot'):
         raise ValueError(f"query must be 'attribution' or 'onehot'; got {query!r}")
+    what = 'attributions' if query == 'attribution' else 'X'
     src = attributions if query == 'attribution' else X
     if src is None:
-        raise ValueError(f"query={query!r} needs {'attributions' if query == 'attribution' else 'X'}")
+        raise ValueError(f"query={query!r} needs {what}")
     src = _numpy(src, query)
     if src.ndim != 3:
-        raise ValueError(f"{'attributions' if query == 'attribution' else 'X'} must have shape "
-                         f"(N, A, L); got {src.shape}")
+        raise ValueError(f"{what} must have shape (N, A, L); got {src.shape}")
     ex, st, en = (seqlets[c].to_numpy(dtype=numpy.int64) for c in ('example_idx', 'start', 'end'))
     if len(ex) and (ex.min() < 0 or ex.max() >= src.shape[0] or st.min() < 0
                     or en.max() > src.shape[2] or (en <= st).any()):
@@ -205,7 +205,7 @@ def name_seqlets(seqlets: pandas.DataFrame, motifs, X=None, attributions=None,
         rc = numpy.asarray(st)[rows, j] == 1
         strand[idx] = numpy.where(palindrome[j], '.', numpy.where(rc, '-', '+'))
     out = seqlets.copy()
-    out['motif'] = [names[j] if j >= 0 else '' for j in best]
+    out['motif'] = numpy.asarray([names[j] if j >= 0 else '' for j in best], dtype=str)
     out['motif_idx'] = best
     out['motif_pvalue'] = pval
     out['motif_qvalue'] = qval
@@ -242,7 +242,8 @@ def genomic_seqlets(seqlets: pandas.DataFrame, ranges, length: int, anchor: str 
     regs = regions(ranges)
     ex = seqlets['example_idx'].to_numpy(dtype=numpy.int64)
     if len(ex) and (ex.min() < 0 or ex.max() >= len(regs)):
-        raise ValueError(f"seqlets: example_idx up to {ex.max()} but ranges has {len(regs)} regions")
+        raise ValueError(f"seqlets: example_idx up to {ex.max()} but ranges has {len(regs)} "
+                         f"regions")
     st, en = (seqlets[c].to_numpy(dtype=numpy.int64) for c in ('start', 'end'))
     if len(st) and (st.min() < 0 or en.max() > length):
         raise ValueError(f"seqlets: start/end outside the input length {length}")
@@ -254,7 +255,10 @@ def genomic_seqlets(seqlets: pandas.DataFrame, ranges, length: int, anchor: str 
             placed[i] = place(regs, i, length, anchor, reverse_minus)
         g0, rev = placed[i]
         flip[r] = rev
-        gs[r], ge[r] = (g0 + length - en[r], g0 + length - st[r]) if rev else (g0 + st[r], g0 + en[r])
+        if rev:
+            gs[r], ge[r] = g0 + length - en[r], g0 + length - st[r]
+        else:
+            gs[r], ge[r] = g0 + st[r], g0 + en[r]
     out = seqlets.copy()
     out['chrom'] = regs.chrom[ex] if len(ex) else numpy.zeros(0, dtype=str)
     out['chrom_start'], out['chrom_end'] = gs, ge

@@ -62,7 +62,7 @@ class Regions:
                 f"{self.strand[i]})")
 
 
-def _strings(values, what):
+def _strings(values):
     out = []
     for v in numpy.asarray(values, dtype=object).ravel():
         if isinstance(v, (bytes, numpy.bytes_)):
@@ -100,16 +100,16 @@ def regions(ranges, n: Optional[int] = None, name: str = 'ranges') -> Regions:
         if missing:
             raise ValueError(f"{name}: missing field(s) {', '.join(missing)}; expected chr, start, "
                              f"end and optionally strand, id (Kipoi's metadata/ranges)")
-        chrom = _strings(chrom, 'chr')
+        chrom = _strings(chrom)
         try:
             start = numpy.asarray(cols['start']).astype(numpy.int64).ravel()
             end = numpy.asarray(cols['end']).astype(numpy.int64).ravel()
         except (TypeError, ValueError):
             raise ValueError(f"{name}: start and end must be integers") from None
         k = len(chrom)
-        strand = (_strings(cols['strand'], 'strand') if cols.get('strand') is not None
+        strand = (_strings(cols['strand']) if cols.get('strand') is not None
                   else numpy.full(k, '.'))
-        ids = (_strings(cols['id'], 'id') if cols.get('id') is not None
+        ids = (_strings(cols['id']) if cols.get('id') is not None
                else numpy.arange(k).astype(str))
         for field, arr in (('start', start), ('end', end), ('strand', strand), ('id', ids)):
             if len(arr) != k:
