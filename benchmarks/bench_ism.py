@@ -111,12 +111,13 @@ def child(model_name, impl, n, out, threads):
                 engaged[0] += 1
                 super().__init__(*a, **k)
         tsm._FastISM = Counting
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
         mid = cfg['length'] // 2
         f(model, X[:1], start=mid, end=mid + 2, raw_outputs=True, batch_size=BATCH_SIZE, device='cpu', **kw)
         if engaged:
             engaged[0] = 0
+        del caught[:]
         before = RSSSampler.now()
         with RSSSampler() as rss:
             wall, cpu = time.perf_counter(), time.process_time()
@@ -128,6 +129,7 @@ def child(model_name, impl, n, out, threads):
     print(json.dumps({'impl': impl, 'model': model_name, 'n': n, 'wall_s': wall, 'cpu_s': cpu,
                       'peak_rss_above_start_mib': rss.peak - before,
                       'engaged': None if engaged is None else engaged[0] > 0,
+                      'warnings': sorted({str(w.message)[:160] for w in caught}),
                       'threads': torch.get_num_threads()}), flush=True)
 
 
@@ -227,6 +229,7 @@ def main():
             }
             if runs[impl][0]['engaged'] is not None:
                 summary[impl]['fast_engaged'] = all(x['engaged'] for x in runs[impl])
+            summary[impl]['warnings'] = sorted({w for x in runs[impl] for w in x['warnings']})
         ours = summary['kipoi_tanger']['wall_s_min']
         best = min(summary['tangermeme_fast']['wall_s_min'], summary['tangermeme_full']['wall_s_min'])
         results[model_name] = {

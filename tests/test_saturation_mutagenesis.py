@@ -385,3 +385,17 @@ def test_fast_path_engages_by_itself_on_a_long_job(caplog):
     assert _fast_used(caplog), [r.getMessage() for r in caplog.records]
     full = saturation_mutagenesis(model, X, raw_outputs=True, batch_size=64, fast=False)
     _close(fast.y_hat, full.y_hat)
+
+
+def test_an_engine_error_on_the_check_batch_falls_back_loudly(monkeypatch, force_fast):
+    torch.manual_seed(11)
+    model = SmallCNN(length=48, pool=3).eval()
+    X = random_one_hot((2, 4, 48), random_state=11)
+
+    def broken(*a, **k):
+        raise IndexError("an engine bug")
+    monkeypatch.setattr(_fast_ism_ops, 'pool_local', broken)
+    with pytest.warns(RuntimeWarning, match='fast path failed.*IndexError'):
+        ours = saturation_mutagenesis(model, X, raw_outputs=True, batch_size=12)
+    full = saturation_mutagenesis(model, X, raw_outputs=True, batch_size=12, fast=False)
+    assert torch.equal(ours.y_hat, full.y_hat)

@@ -182,3 +182,21 @@ def test_identical_to_a_tangermeme_pipeline(tmp_path):
     got = numpy.stack([ours[k] for k in keys])
     assert got.shape == theirs.shape and len(keys) > 30
     assert numpy.allclose(got, theirs, atol=1e-5 * float(y.y_before[0].abs().max()))
+
+
+def test_disagreement_falls_back_to_full_forwards(tmp_path, monkeypatch):
+    from kipoi_tanger import _fast_ism_ops
+    torch.manual_seed(5)
+    model = TwoHeads().eval()
+    vcf, fa, _ = make_inputs(tmp_path, n=12, seed=5)
+    real = _fast_ism_ops.conv_local
+
+    def wrong(*a, **k):   # a broken rule must not reach the scores
+        out = real(*a, **k)
+        out.delta = out.delta * 1.05
+        return out
+    monkeypatch.setattr(_fast_ism_ops, 'conv_local', wrong)
+    with pytest.warns(RuntimeWarning, match='disagrees'):
+        ours = run(VariantScorer(model, scores=['diff'], func=lambda y: y[0]), vcf, fa)
+    full = run(VariantScorer(model, scores=['diff'], func=lambda y: y[0], fast=False), vcf, fa)
+    assert numpy.array_equal(ours[2][0]['diff'], full[2][0]['diff'])

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 _SUBSTITUTION = ('snv', 'mnv')
 # reference activations are held for this many windows at a time on the fast path
 _REF_CHUNK = 32
+# substitutions checked against full forwards before the fast path is trusted
+_CHECK = 8
 
 
 class ScoredBatch(NamedTuple):
@@ -135,7 +137,7 @@ class VariantScorer:
         return [torch.cat(parts) for parts in zip(*ref_out)], alt_out, macs
 
     def _check_fast(self, X_ref, X_alt, sub):
-        """Build the engine and check it on up to _REF_CHUNK substitutions of
+        """Build the engine and check it on up to _CHECK substitutions of
         this batch against full forwards; None when it cannot vouch."""
         from .. import _fast_ism
         from ..saturation_mutagenesis import _TOLERANCE, _agree
@@ -143,7 +145,7 @@ class VariantScorer:
             log.info("variant scoring: full forwards (the fast path runs only in the model's own "
                      "float32/float64, got %s)", self.dtype)
             return None
-        sel = torch.nonzero(sub).flatten()[:_REF_CHUNK]
+        sel = torch.nonzero(sub).flatten()[:_CHECK]
         Xr, Xa = X_ref[sel], X_alt[sel]
         try:
             self.engine = _fast_ism.FastISM(self.model, self.func, 0)
@@ -151,6 +153,12 @@ class VariantScorer:
                                                        torch.ones(len(sel), dtype=torch.bool))
         except _fast_ism.Unsupported as e:
             log.info("variant scoring: full forwards (the model is not provably local: %s)", e)
+            return None
+        except Exception as e:  # an engine limitation: fall back rather than fail the job
+            msg = (f"variant scoring: the fast path failed on the check batch ({type(e).__name__}: {e}); "
+                   "continuing with full forwards")
+            log.warning(msg)
+            warnings.warn(msg, RuntimeWarning, stacklevel=4)
             return None
         ratio = macs / len(sel) / max(self.engine.full_macs, 1)
         if ratio > _fast_ism.MAX_COST_RATIO:
