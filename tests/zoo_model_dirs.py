@@ -172,7 +172,7 @@ class ACGTView(torch.nn.Module):
         super().__init__()
         self.net = net
         alphabet = MODEL_ALPHABET.get(name, "ACGT")
-        self.index = [ "ACGT".index(c) for c in alphabet]    # model channel j holds canonical channel index[j]
+        self.index = ["ACGT".index(c) for c in alphabet]    # model channel j holds canonical channel index[j]
         self.dummy = SPECS[name][3].get("dummy_axis")
 
     def forward(self, X):
