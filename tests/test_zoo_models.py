@@ -80,8 +80,18 @@ def test_alphabet_layout_and_length_come_from_the_dataloader(zoo):
 
     # --dataloader_args change the run's alphabet (and come back when not given)
     args = zm.dl_args(zoo["beluga"])
+    w = t.wrap(canonical=True)                     # built before: follows the run's format too
     t.dataloader_args(dict(args, alphabet="ACGT"))
     assert t.spec.model_alphabet == tuple("ACGT") and "--dataloader_args" in t.spec.provenance["alphabet"]
+    X = torch.eye(4)[None]                         # A, C, G, T at positions 0..3, plus a 396-bp tail of A
+    X = torch.cat([X, torch.zeros(1, 4, 396)], dim=2)
+    X[0, 0, 4:] = 1
+    seen = []
+    hook = t.module.register_forward_pre_hook(lambda m, a: seen.append(a[0]))
+    with torch.no_grad():
+        w(X)
+    hook.remove()
+    assert torch.equal(seen[0][0, :, 0, :4], torch.eye(4))     # ACGT now: channels as they come
     t.dataloader_args(args)
     assert t.spec.model_alphabet == tuple("AGCT")
 

@@ -14,6 +14,7 @@ the spec when ``--dataloader_args`` changes them). DeepLIFT rules declared
 under ``postprocessing: tanger: deeplift_rules`` are resolved against the
 loaded model (:attr:`KipoiTarget.deeplift_rules`).
 """
+import copy
 import os
 import re
 from typing import Optional
@@ -182,8 +183,9 @@ class KipoiTarget:
         """
         self._yaml, self._where = raw_yaml, where
         self._section = tanger_section(raw_yaml, where)
-        self._base_spec = self.spec = resolve_spec(self.kmodel.schema, self._section, where,
-                                                   loader=loader_format(self.Dl, raw_yaml, where=where))
+        self.spec = resolve_spec(self.kmodel.schema, self._section, where,
+                                 loader=loader_format(self.Dl, raw_yaml, where=where))
+        self._base_spec = copy.copy(self.spec)
         self._rules = None
         if self.spec.deeplift_rules is not None:
             self.deeplift_rules         # noqa: B018 (bad declarations are load errors)
@@ -222,15 +224,18 @@ class KipoiTarget:
         return None
 
     def _apply_run_args(self, kwargs: dict, label: str) -> None:
-        """Re-resolve the spec when this run's dataloader arguments change the sequence's format."""
+        """Re-resolve the spec when this run's dataloader arguments change the sequence's format.
+
+        The spec is updated in place, so wrappers built earlier (``load_model``'s
+        ``model``) map sequences the way the dataloader now yields them.
+        """
         base = getattr(self, "_base_spec", None)
         if base is None or base.loader is None:
             return
         fmt = loader_format(self.Dl, self._yaml, run_kwargs=kwargs, where=self._where, run_label=label)
-        if fmt is None or not fmt.run_args:
-            self.spec = base
-            return
-        self.spec = resolve_spec(self.kmodel.schema, self._section, self._where, loader=fmt)
+        new = base if fmt is None or not fmt.run_args else \
+            resolve_spec(self.kmodel.schema, self._section, self._where, loader=fmt)
+        vars(self.spec).update(vars(new))
 
     def _output_label(self, out):
         if out is None:
