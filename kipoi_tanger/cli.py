@@ -512,9 +512,26 @@ def _quiet_kipoi_logs():
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _silent_unraisable(unraisable):
+    """After the error line: no third-party noise. A half-built object of a library (e.g.
+    kipoiseq's FastaStringExtractor when its FASTA is missing) may fail in its destructor,
+    which Python reports as 'Exception ignored in ...' with a traceback."""
+
+
 def main(argv=None, prog=PROG):
     """Entry point of ``kipoi-tanger``; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    status = _main(argv, prog)
+    if status == 2:
+        # after the error line, nothing more on stderr: destructors of what the error left
+        # behind run now (and at exit) silently
+        sys.unraisablehook = _silent_unraisable
+        import gc
+        gc.collect()
+    return status
+
+
+def _main(argv, prog):
     try:
         parser = build_parser(prog)
         if not argv:
@@ -537,6 +554,7 @@ def main(argv=None, prog=PROG):
         if isinstance(e, OSError) and getattr(e, "filename", None) and e.filename not in msg:
             msg = f"{e.filename}: {msg}"
         print(f"{prog}: error: {msg}", file=sys.stderr)
+        sys.unraisablehook = _silent_unraisable     # also while the error's frames are freed
         return 2
 
 
