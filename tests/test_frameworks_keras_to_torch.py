@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from zoo_fixtures import deepbind_keras, keras_or_skip, pwm_keras
+from zoo_fixtures import HandDeepBind, HandPWM, _t, deepbind_keras, keras_or_skip, pwm_keras
 
 from kipoi_tanger.frameworks import keras_to_torch as k2t
 from kipoi_tanger.frameworks.keras_to_torch import (ConversionMismatchError, UnsupportedLayerError,
@@ -259,43 +259,6 @@ def test_check_conversion_shape_and_nonfinite(keras):
 
 
 # -- the same network by hand in torch ----------------------------------------------------------
-
-def _t(a):
-    return torch.from_numpy(np.asarray(a, np.float32).copy())
-
-
-class HandDeepBind(nn.Module):
-    """DeepBind-shaped net on (N, 4, L), written directly from the Keras weights."""
-
-    def __init__(self, model, L=101):
-        super().__init__()
-        k, b = model.get_layer("motif_scan").get_weights()
-        self.conv = nn.Conv1d(4, 16, 24)
-        self.conv.weight.data, self.conv.bias.data = _t(k.transpose(2, 1, 0)), _t(b)
-        self.relu1, self.pool = nn.ReLU(), nn.MaxPool1d(L - 23)
-        self.fc1, self.relu2, self.fc2 = nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 1)
-        for fc, name in ((self.fc1, "hidden"), (self.fc2, "logit")):
-            w, b = model.get_layer(name).get_weights()
-            fc.weight.data, fc.bias.data = _t(w.T), _t(b)
-        self.sigmoid = nn.Sigmoid()
-
-    def forward(self, x):
-        h = self.pool(self.relu1(self.conv(x))).squeeze(-1)
-        return self.sigmoid(self.fc2(self.relu2(self.fc1(h))))
-
-
-class HandPWM(nn.Module):
-    def __init__(self, model, L):
-        super().__init__()
-        k, b = model.get_layer("pwm_scan").get_weights()
-        self.conv = nn.Conv1d(4, 2, k.shape[0])
-        self.conv.weight.data, self.conv.bias.data = _t(k.transpose(2, 1, 0)), _t(b)
-        self.pool = nn.MaxPool1d(2 * (L - k.shape[0] + 1))
-
-    def forward(self, x):
-        h = self.conv(x)                                     # (N, 2, L')
-        return self.pool(h.transpose(1, 2).reshape(len(x), 1, -1)).squeeze(-1)
-
 
 class HandCpGenie(nn.Module):
     def __init__(self, model):

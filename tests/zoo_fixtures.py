@@ -336,3 +336,200 @@ def keras_or_skip():
         return import_keras()
     except FrameworkNotInstalled as e:
         pytest.skip(str(e))
+
+
+# -- more frameworks and input structures ---------------------------------------------------------
+
+SEQ_CELL_DL = textwrap.dedent('''
+    """BED + FASTA -> {"seq": one-hot (L, 4), "cell": 3 features}: a dict-input dataloader."""
+    import numpy as np
+    from kipoi.data import Dataset
+    from kipoi.metadata import GenomicRanges
+    from kipoiseq.extractors import FastaStringExtractor
+    from pybedtools import Interval
+
+    LUT = np.zeros((256, 4), np.float32)
+    for _i, _c in enumerate("ACGT"):
+        LUT[ord(_c), _i] = 1
+
+
+    class SeqCellDl(Dataset):
+        def __init__(self, intervals_file, fasta_file):
+            self.fasta = FastaStringExtractor(fasta_file)
+            with open(intervals_file) as fh:
+                self.intervals = [Interval(*(f if j == 0 else int(f) for j, f in enumerate(line.split()[:3])))
+                                  for line in fh if line.strip()]
+
+        def __len__(self):
+            return len(self.intervals)
+
+        def __getitem__(self, i):
+            iv = self.intervals[i]
+            seq = self.fasta.extract(iv).upper()
+            x = LUT[np.frombuffer(seq.encode(), np.uint8)]
+            gc = (seq.count("G") + seq.count("C")) / len(seq)
+            cell = np.array([gc, i % 2, 1.0], dtype=np.float32)
+            return {"inputs": {"seq": x, "cell": cell},
+                    "metadata": {"ranges": GenomicRanges(iv.chrom, iv.start, iv.stop, str(i))}}
+''')
+
+
+def cell_features(seqs):
+    """The dict dataloader's ``cell`` input for sequences in BED order."""
+    return np.array([[(s.count("G") + s.count("C")) / len(s), i % 2, 1.0] for i, s in enumerate(seqs)],
+                    dtype=np.float32)
+
+
+def seq_cell_keras(keras, L=50, seed=5):
+    """A functional Keras model with two named inputs (seq, cell) -> two probabilities."""
+    La = keras.layers
+    seq = keras.Input((L, 4), name="seq")
+    cell = keras.Input((3,), name="cell")
+    x = La.Conv1D(6, 8, activation="relu", name="scan")(seq)
+    x = La.GlobalMaxPooling1D(name="best")(x)
+    h = La.Concatenate(name="join")([x, La.Dense(4, name="cell_embed")(cell)])
+    y = La.Dense(2, activation="sigmoid", name="probs")(h)
+    model = keras.Model([seq, cell], y, name="seq_cell")
+    _seed_weights(model, seed)
+    return model
+
+
+def make_seq_cell_dir(root, keras, name="seq_cell", L=50):
+    """Write a ``type: keras`` dir with a dict schema (seq + cell) and its dataloader; return its path."""
+    d = os.path.join(str(root), name)
+    os.makedirs(d, exist_ok=True)
+    model = seq_cell_keras(keras, L)
+    with open(os.path.join(d, "model.json"), "w") as fh:
+        fh.write(model.to_json())
+    model.save_weights(os.path.join(d, "weights.h5"))
+    with open(os.path.join(d, "seq_cell_dl.py"), "w") as fh:
+        fh.write(SEQ_CELL_DL)
+    _example_files(d, L, n=12, seed=4)
+    inputs = {"seq": {"special_type": "DNASeq", "shape": f"({L}, 4)", "doc": "DNA", "associated_metadata": "ranges"},
+              "cell": {"shape": "(3,)", "doc": "cell-type features"}}
+    _write_yaml(os.path.join(d, "model.yaml"), {
+        "type": "keras",
+        "args": {"arch": "model.json", "weights": "weights.h5", "backend": "tensorflow"},
+        "info": INFO,
+        "default_dataloader": ".",
+        "dependencies": {"pip": ["tensorflow-cpu", "tf-keras"]},
+        "schema": {"inputs": inputs, "targets": {"name": "probs", "shape": "(2,)", "doc": "two probabilities"}},
+    })
+    _write_yaml(os.path.join(d, "dataloader.yaml"), {
+        "type": "Dataset",
+        "defined_as": "seq_cell_dl.py::SeqCellDl",
+        "args": {"intervals_file": {"doc": "BED3", "example": "example_files/intervals.bed"},
+                 "fasta_file": {"doc": "FASTA", "example": "example_files/genome.fa"}},
+        "info": INFO,
+        "dependencies": {"pip": ["kipoiseq"]},
+        "output_schema": {"inputs": inputs, "metadata": {"ranges": {"type": "GenomicRanges", "doc": "ranges"}}},
+    })
+    return d
+
+
+def tf2_module(L=50, seed=6):
+    """A TensorFlow 2 ``tf.Module`` (no Keras): ReLU PWM scan, max over positions, logistic read-out.
+
+    Its only signature takes float64 ``(None, L, 4)``, what kipoiseq's SeqIntervalDl gives by default,
+    so the model fails on any other dtype.
+    """
+    import tensorflow as tf
+    rs = np.random.RandomState(seed)
+    kernel = np.concatenate([np.stack([log_odds()[0], log_odds()[1]], -1),
+                             rs.normal(0, 0.5, (8, 4, 2))], -1).astype(np.float32)     # (8, 4, 4)
+    w_out = rs.normal(0, 1, (4, 1)).astype(np.float32)
+
+    class PWMScan(tf.Module):
+        def __init__(self):
+            super().__init__(name="pwm_scan_tf2")
+            self.kernel = tf.Variable(kernel)
+            self.w_out = tf.Variable(w_out)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, L, 4], tf.float64)])
+        def __call__(self, x):
+            h = tf.nn.relu(tf.nn.conv1d(tf.cast(x, tf.float32), self.kernel, stride=1, padding="VALID") - 1.0)
+            return tf.sigmoid(tf.matmul(tf.reduce_max(h, axis=1), self.w_out))
+
+    return PWMScan()
+
+
+def make_tf2_dir(root, name="tf2_pwm", L=50):
+    """Write a ``defined_as: kipoi.model.TensorFlow2Model`` dir (a SavedModel); return its path."""
+    import tensorflow as tf
+    d = os.path.join(str(root), name)
+    os.makedirs(d, exist_ok=True)
+    tf.saved_model.save(tf2_module(L), os.path.join(d, "sdm"))
+    _example_files(d, L, n=10, seed=8)
+    _write_yaml(os.path.join(d, "model.yaml"), {
+        "defined_as": "kipoi.model.TensorFlow2Model",
+        "args": {"savedmodel_path": "sdm"},
+        "info": INFO,
+        "default_dataloader": {"defined_as": "kipoiseq.dataloaders.SeqIntervalDl",
+                               "default_args": {"auto_resize_len": L}},
+        "dependencies": {"pip": ["tensorflow-cpu"]},
+        "schema": {"inputs": {"name": "seq", "special_type": "DNASeq", "shape": f"({L}, 4)", "doc": "DNA",
+                              "associated_metadata": "ranges"},
+                   "targets": {"name": "score", "shape": "(1,)", "doc": "score"}},
+    })
+    return d
+
+
+def dump_pickle_as_version(estimator, path, version):
+    """joblib-dump ``estimator`` as if scikit-learn ``version`` had written it (its ``_sklearn_version``)."""
+    import joblib
+    import sklearn.base
+    real = sklearn.base.__version__
+    sklearn.base.__version__ = version
+    try:
+        joblib.dump(estimator, path)
+    finally:
+        sklearn.base.__version__ = real
+
+
+# -- the same networks written by hand in torch (oracles of the Keras -> torch conversion) --------
+
+def _t(a):
+    import torch
+    return torch.from_numpy(np.asarray(a, np.float32).copy())
+
+
+def _hand_classes():
+    from torch import nn
+
+    class HandDeepBind(nn.Module):
+        """DeepBind-shaped net on (N, 4, L), written directly from the Keras weights."""
+
+        def __init__(self, model, L=101):
+            super().__init__()
+            k, b = model.get_layer("motif_scan").get_weights()
+            self.conv = nn.Conv1d(4, 16, 24)
+            self.conv.weight.data, self.conv.bias.data = _t(k.transpose(2, 1, 0)), _t(b)
+            self.relu1, self.pool = nn.ReLU(), nn.MaxPool1d(L - 23)
+            self.fc1, self.relu2, self.fc2 = nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 1)
+            for fc, name in ((self.fc1, "hidden"), (self.fc2, "logit")):
+                w, b = model.get_layer(name).get_weights()
+                fc.weight.data, fc.bias.data = _t(w.T), _t(b)
+            self.sigmoid = nn.Sigmoid()
+
+        def forward(self, x):
+            h = self.pool(self.relu1(self.conv(x))).squeeze(-1)
+            return self.sigmoid(self.fc2(self.relu2(self.fc1(h))))
+
+    class HandPWM(nn.Module):
+        """pwm_HOCOMOCO-shaped net on (N, 4, L): both strands' scores as positions, max over them."""
+
+        def __init__(self, model, L):
+            super().__init__()
+            k, b = model.get_layer("pwm_scan").get_weights()
+            self.conv = nn.Conv1d(4, 2, k.shape[0])
+            self.conv.weight.data, self.conv.bias.data = _t(k.transpose(2, 1, 0)), _t(b)
+            self.pool = nn.MaxPool1d(2 * (L - k.shape[0] + 1))
+
+        def forward(self, x):
+            h = self.conv(x)                                     # (N, 2, L')
+            return self.pool(h.transpose(1, 2).reshape(len(x), 1, -1)).squeeze(-1)
+
+    return HandDeepBind, HandPWM
+
+
+HandDeepBind, HandPWM = _hand_classes()

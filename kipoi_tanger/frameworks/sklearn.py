@@ -53,7 +53,7 @@ class VersionMismatchError(ValueError):
         super().__init__(
             f"model.yaml args.pkl_file: {path} holds a {estimator} pickled by scikit-learn {pickled_version}, "
             f"but this is scikit-learn {current_version}; an estimator unpickled across versions may predict "
-            f"wrongly without an error, so it is refused: re-save it with scikit-learn {current_version}, or "
+            f"wrongly without an error, so it is refused: refit and save it with scikit-learn {current_version}, or "
             f"pip install scikit-learn=={pickled_version}")
 
 
