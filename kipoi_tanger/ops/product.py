@@ -28,6 +28,32 @@ def load_npy(spec):
     return name, arr
 
 
+def _label(spec, i):
+    """How an ``--args`` entry is named in error lines: its file, or ``<array i>``."""
+    if isinstance(spec, str):
+        return spec.split("=", 1)[1] if "=" in spec and not os.path.exists(spec) else spec
+    return f"<array {i}>"
+
+
+def _check_rows(spec, key, arr, label):
+    """Refuse an ``--args`` array whose rows do not have the schema shape of the input they replace."""
+    from ..adapter.layout import format_shape
+    from ..adapter.schema_check import shape_fits
+    if key not in spec.input_keys:
+        return          # a forward() keyword the schema does not describe
+    i = spec.input_keys.index(key)
+    expected = spec.input_shapes[i]
+    row = tuple(int(d) for d in arr.shape[1:])
+    if expected is None or shape_fits(row, expected):
+        return
+    example = ", ".join("n" if d is None else str(d) for d in expected)
+    fix = " (a 1-D file holds scalars: save it as a.reshape(-1, 1))" if arr.ndim == 1 and \
+        tuple(expected) in ((1,), (None,)) else ""
+    raise OpError(f"--args: {label}: rows shaped {format_shape(row)} (array {format_shape(arr.shape)}), but they "
+                  f"replace input {spec.input_names[i]!r}, shaped {format_shape(expected)} per example: expected an "
+                  f"array of shape (k, {example}){fix}")
+
+
 class Product(Op):
     """An inner op on every region crossed with extra inputs (tangermeme's apply_product/apply_pairwise).
 
@@ -118,6 +144,8 @@ class Product(Op):
         schema_key = {n: k for n, k in zip(spec.input_names, spec.input_keys)}
         keys = [schema_key.get(k, k) if isinstance(k, str) else k for k in keys]
         keyword = [k for k in keyword if k not in schema_key]
+        for spec_i, ((_, a), k) in enumerate(zip(loaded, keys)):
+            _check_rows(spec, k, a, _label(specs[spec_i], spec_i))
         out = [(k, torch.from_numpy(np.ascontiguousarray(a))) for (_, a), k in zip(loaded, keys)]
         return out, keyword
 
