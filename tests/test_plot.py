@@ -314,3 +314,27 @@ def test_marginalize_profile_outputs_get_one_panel_per_track(tmp_path):
     np.testing.assert_allclose(a - b, 2.0)
     b, a, quantity = res.marginalize_values(*pairs[0][1:])
     assert b.shape == (8, 1) and quantity == "prediction"
+
+
+def test_logo_file_names_are_distinct_and_stable_per_region_id(dls, tmp_path):
+    """Ids that make the same safe name (a/b, a_b), ids differing in case only, a repeated id and a
+    long id each get their own file, and a region gets the same file whichever others are plotted."""
+    path, _ = dls
+    ids = ["a/b", "a_b", "A_B", "r3", "r3", "x" * 90]
+    with h5py.File(path, "a") as f:
+        del f["metadata/ranges/id"]
+        f["metadata/ranges/id"] = np.array(ids, dtype=object)
+    out = str(tmp_path / "all")
+    written = plot_attributions(path, out, top=6, formats=["png"])
+    names = [os.path.basename(p) for p in written]
+    assert len(set(n.lower() for n in names)) == 6 and sorted(os.listdir(out)) == sorted(names)
+    # a/b is told apart by a hash of its id; a_b and A_B (one file on macOS) by the row of the later one
+    assert any(n.startswith("logo_a_b_") and "row" not in n for n in names)
+    assert {"logo_a_b.png", "logo_A_B_row2.png"} <= set(names) or {"logo_A_B.png", "logo_a_b_row1.png"} <= set(names)
+    # one at a time, into one directory: nothing overwrites anything
+    one = str(tmp_path / "one")
+    alone = [os.path.basename(plot_attributions(path, one, regions=[rid], formats=["png"])[0])
+             for rid in ("a/b", "a_b", "x" * 90)]
+    assert len(set(alone)) == 3 and sorted(os.listdir(one)) == sorted(alone)
+    assert alone[1] == "logo_a_b.png" and alone[0].startswith("logo_a_b_") and alone[0] in names
+    assert len(alone[2]) < 100 and alone[2] in names

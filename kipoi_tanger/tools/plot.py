@@ -126,6 +126,21 @@ def _safe(name):
     return s[:80] or "region"
 
 
+def file_stem(region_id) -> str:
+    """A file name for a region id, distinct for distinct ids and the same in every call.
+
+    An id that is already a safe file name (letters, digits, ``._-``, at most 80
+    characters) is kept; any other is made safe and followed by a short hash of
+    the id, so ``a/b`` (``a_b_<hash>``) and ``a_b`` never share a file.
+    """
+    rid = str(region_id)
+    safe = _safe(rid)
+    if safe == rid:
+        return safe
+    import hashlib
+    return f"{safe}_{hashlib.sha1(rid.encode()).hexdigest()[:8]}"
+
+
 def _save(fig, base, formats, dpi):
     paths = []
     for fmt in formats:
@@ -198,10 +213,10 @@ def plot_attributions(path: str, out_dir: str, regions: Optional[Sequence[str]] 
     os.makedirs(out_dir, exist_ok=True)
     written, used = [], set()
     for rank, (row, a) in enumerate(zip(rows, attrs)):
-        name = _safe(res.ids[row])
-        if name in used:
-            name = f"{name}_{row}"
-        used.add(name)
+        name = file_stem(res.ids[row])
+        if name.lower() in used:      # the same id twice (or ids differing in case only: macOS, Windows)
+            name = f"{name}_row{row}"
+        used.add(name.lower())
         fig, ax = plt.subplots(figsize=logo_size(end - start))
         title = res.title(row) + (f" [{start}:{end}]" if (start, end) != (0, L) else "")
         plot_logo(a, ax=ax, start=start, alphabet=res.alphabet[:A] if len(res.alphabet) >= A else DNA,
