@@ -277,6 +277,8 @@ class Rules:
             if len(args) != 2 or kwargs:
                 raise Unsupported(f".{name}() without one dim may touch the batch axis")
             return self.unsqueeze(node, name, x, _static(args[1], 'dim'))
+        if name == 'permute' and self.identity_permutation(x, args[1:], kwargs):
+            return x   # layout adapters permute (0, 1, 2, 3) for (A, L, 1) models
         if name in DIM_METHODS:
             pos, kw = DIM_METHODS[name]
             self.check_dims(x, args[1:], kwargs, pos, kw, name)
@@ -324,6 +326,8 @@ class Rules:
             b = _bind(args[1:], kwargs, ('p', 'training', 'inplace'), {'training': True})
             if _static(b['training'], 'training') is not False:
                 raise Unsupported("dropout in training mode")
+            return args[0]
+        if fn is torch.permute and self.identity_permutation(args[0], args[1:], kwargs):
             return args[0]
         if fn in DIM_FUNCS:
             pos, kw = DIM_FUNCS[fn]
@@ -405,6 +409,13 @@ class Rules:
             if x.trail:
                 return Local(x.delta, x.start, x.length, x.trail - 1, node)
         return Dense(getattr(to_dense(self.ctx, x), name)(dim), node)
+
+    def identity_permutation(self, x, rest, kwargs):
+        dims = kwargs.get('dims', rest[0] if len(rest) == 1 else rest)
+        dims = _static(dims, 'dims')
+        dims = list(dims) if isinstance(dims, (tuple, list)) else [dims]
+        nd = self.ndim(x)
+        return len(dims) == nd and all(isinstance(d, int) and d % nd == i for i, d in enumerate(dims))
 
     def check_dims(self, x, rest, kwargs, pos, kw, what):
         """Refuse an axis argument that is (or may be) the batch axis."""

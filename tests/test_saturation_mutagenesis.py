@@ -399,3 +399,18 @@ def test_an_engine_error_on_the_check_batch_falls_back_loudly(monkeypatch, force
         ours = saturation_mutagenesis(model, X, raw_outputs=True, batch_size=12)
     full = saturation_mutagenesis(model, X, raw_outputs=True, batch_size=12, fast=False)
     assert torch.equal(ours.y_hat, full.y_hat)
+
+
+def test_a_zoo_model_loaded_through_kipoi_takes_the_fast_path(caplog, no_job_gate):
+    """example_models/basset_like ((4, L, 1) layout, Conv2d/BatchNorm2d/MaxPool2d):
+    the layout adapter's unsqueeze + identity permute keep edits local."""
+    import kipoi_tanger
+    m = kipoi_tanger.load_model(os.path.join(HERE, '..', 'example_models', 'basset_like'))
+    X, _ = m.inputs(n=2)
+    info = explain(m.model, X)
+    assert info['fast'] and info['kinds']['permute'].startswith('Local'), info
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        fast = saturation_mutagenesis(m.model, X, raw_outputs=True, start=50, end=150)
+    assert _fast_used(caplog)
+    full = saturation_mutagenesis(m.model, X, raw_outputs=True, start=50, end=150, fast=False)
+    _close(fast.y_hat, full.y_hat)
