@@ -373,8 +373,13 @@ def resolve_spec(schema, section: dict, where: str = "model.yaml", known_ops: Op
                                f"({loader.provenance['layout']}), but the schema shape of input "
                                f"{spec.sequence_name!r} is {format_shape(seq_shape)}")
         spec.layout = dl_layout
-        prov["layout"] = f"from the dataloader: {loader.provenance['layout']}" + (
-            f"; fits the schema shape {format_shape(seq_shape)}" if seq_shape is not None else "")
+        from_schema, _ = infer_layout(seq_shape, A)
+        if from_schema is not None and from_schema.axes == dl_layout.axes:
+            prov["layout"] = (f"inferred from the schema shape {format_shape(seq_shape)}; the dataloader agrees "
+                              f"({loader.provenance['layout']})")
+        else:
+            prov["layout"] = f"from the dataloader: {loader.provenance['layout']}" + (
+                f"; fits the schema shape {format_shape(seq_shape)}" if seq_shape is not None else "")
     elif spec.sequence_input is not None:
         layout, why = infer_layout(seq_shape, A)
         if layout is None:
