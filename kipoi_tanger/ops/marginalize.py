@@ -1,6 +1,14 @@
 """``marginalize`` over a Kipoi model: :func:`kipoi_tanger.marginalize.marginalize`
 with an inner op (predict or deeplift-shap), written as ``y_before`` and
-``y_after`` (``y_before/<name>`` for several outputs)."""
+``y_after`` (``y_before/<name>`` for several outputs).
+
+The motif is written into the canonical one-hot (A, C, G, T for DNA) and
+reaches the model in its own channel order and layout (the dataloader's, e.g.
+DeepSEA/beluga's AGCT: :mod:`kipoi_tanger.adapter.layout`), so ``--motif
+GATAAG`` inserts GATAAG whatever that order; its length and ``--start`` are
+checked against the sequence length the schema or the dataloader's arguments
+give. With ``--op deeplift-shap`` the inner op's first-batch check and declared
+rules apply (:mod:`kipoi_tanger.ops.deeplift_shap`)."""
 from .base import Op, OpError, Param, name_outputs
 
 
