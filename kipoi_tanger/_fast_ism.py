@@ -340,7 +340,7 @@ class FastISM:
         def storage(v):
             t = v.delta if isinstance(v, Local) else v.local.delta if isinstance(v, FlatLocal) else \
                 v.value if isinstance(v, Dense) else None
-            return t.untyped_storage().data_ptr() if t is not None else None
+            return t.untyped_storage().data_ptr() if isinstance(t, torch.Tensor) else None
 
         def hold(v, k):
             s = storage(v)

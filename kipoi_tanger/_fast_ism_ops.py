@@ -444,6 +444,11 @@ class Rules:
 
     def binary(self, node, fn, a, b):
         ctx = self.ctx
+        if all(isinstance(v, (Static, int, float, bool)) for v in (a, b)):   # shape arithmetic
+            va, vb = (v.value if isinstance(v, Static) else v for v in (a, b))
+            if _has_batch(va) or _has_batch(vb):
+                raise Unsupported("arithmetic with the batch size")
+            return Static(fn(va, vb))
         if isinstance(a, Local) and isinstance(b, Local) and fn in (operator.add, operator.sub) and \
                 (a.length, a.trail) == (b.length, b.trail) and \
                 ctx.meta(node).shape == ctx.meta(a).shape == ctx.meta(b).shape:
