@@ -8,7 +8,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO = os.path.join(ROOT, 'example_models')
-EXPECTED = ['basset_like', 'flatten_dense', 'gc_hmm_gru', 'motif_cnn', 'composite/stitched',
+EXPECTED = ['basset_like', 'flatten_dense', 'gc_hmm_gru', 'motif_cnn', 'keras_motif', 'composite/stitched',
             'composite/merged', 'composite/from_predictions', 'composite/m1']
 
 
