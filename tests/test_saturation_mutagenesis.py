@@ -84,6 +84,19 @@ class Residual(nn.Module):
         return profile, self.lin(h.amax(dim=2))
 
 
+class ShapeArith(nn.Module):
+    """Flatten written with shape arithmetic, then a dense layer over positions."""
+
+    def __init__(self, length=40):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 6, 7, padding=3)
+        self.lin = nn.Linear(6 * length, 2)
+
+    def forward(self, x):
+        h = torch.tanh(self.conv(x))
+        return self.lin(h.reshape(h.shape[0], h.shape[1] * h.shape[2]))
+
+
 def _basset_like():
     spec = importlib.util.spec_from_file_location(
         "_basset_like_model", os.path.join(HERE, '..', 'example_models', 'basset_like', 'model.py'))
@@ -147,6 +160,7 @@ MODELS = {
     'mixed': (lambda: _randomise_bn(Mixed(41)), 41),
     'residual_inplace': (Residual, 40),
     'basset_2d_layout': (lambda: _randomise_bn(Basset2d(60)), 60),
+    'shape_arithmetic': (ShapeArith, 40),
 }
 
 
