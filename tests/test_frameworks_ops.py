@@ -242,7 +242,6 @@ def test_deeplift_on_converted_keras_equals_hand_torch(kind, dirs, targets, kera
 
 def test_conversion_check_refuses_a_wrong_conversion(dirs, targets, tmp_path):
     """A conversion that drifts from Keras is refused on the first batch, in one line."""
-    from kipoi_tanger.frameworks.keras_to_torch import ConversionMismatchError
     t = targets("deepbind")
     bias = t.backend.graph.layers["hidden"].linear.bias
     with torch.no_grad():

@@ -45,7 +45,8 @@ CHECK_RTOL, CHECK_ATOL = 1e-5, 1e-6
 #: rows of the first batch the conversion is checked on (at most)
 CHECK_ROWS = 256
 
-_TORCH_LOADERS = ("kipoi.model.PyTorchModel", "kipoi.model.OldPyTorchModel", "kipoi_tanger.adapter.kipoi_model.TorchModel")
+_TORCH_LOADERS = ("kipoi.model.PyTorchModel", "kipoi.model.OldPyTorchModel",
+                  "kipoi_tanger.adapter.kipoi_model.TorchModel")
 _PUBLIC = {"kipoi_tanger.adapter.kipoi_model.TorchModel": "kipoi_tanger.TorchModel",
            "kipoi_tanger.frameworks.keras.KerasModel": "kipoi_tanger.KerasModel",
            "kipoi_tanger.frameworks.sklearn.SklearnModel": "kipoi_tanger.SklearnModel"}
@@ -84,8 +85,7 @@ def framework_of(kmodel) -> tuple:
     path = f"{cls.__module__}.{cls.__qualname__}"
     loader = _class_path(type(kmodel))
     name = cls.__name__
-    is_module = any(f"{c.__module__}.{c.__qualname__}" == "torch.nn.modules.module.Module" for c in type(kmodel).__mro__)
-    if is_module:
+    if any(f"{c.__module__}.{c.__qualname__}" == "torch.nn.modules.module.Module" for c in type(kmodel).__mro__):
         return "pytorch", f"pytorch (torch {_version('torch')}, module {loader})"
     if path in _TORCH_LOADERS:
         return "pytorch", f"pytorch (torch {_version('torch')}, loader {loader})"

@@ -9,9 +9,16 @@
 * :mod:`kipoi_tanger.frameworks.keras_to_torch`: converts Keras 2 models built
   from standard layers into an equivalent ``torch.nn.Module`` (every torch op,
   DeepLIFT included), checked numerically against the Keras model.
+* :mod:`kipoi_tanger.frameworks.sklearn`: :class:`SklearnModel`, Kipoi's
+  ``type: sklearn`` class, refusing a pickle written by another scikit-learn
+  version (scikit-learn only warns); the start-up hook gives it to plain Kipoi.
 
-Importing this package (or its modules) never imports TensorFlow: it is
-imported when a Keras model is loaded.
+How kipoi_tanger's ops call models of every framework (their own
+``predict_on_batch``, or the checked Keras conversion for DeepLIFT) lives in
+:mod:`kipoi_tanger.adapter.backends`.
+
+Importing this package (or its modules) never imports TensorFlow or
+scikit-learn: they are imported when a model is loaded.
 """
 
 
