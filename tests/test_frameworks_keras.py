@@ -206,11 +206,12 @@ def test_kipoi_predict_cli_on_type_keras(keras, dirs, tmp_path):
 # -- sklearn and custom -------------------------------------------------------------------------
 
 def test_type_sklearn_predicts_like_sklearn(dirs):
-    """Kipoi 0.8.6's own SklearnModel works with scikit-learn 1.9 (no kipoi_tanger class needed)."""
+    """type: sklearn loads through kipoi_tanger.SklearnModel (the start-up hook; it refuses pickles of
+    other scikit-learn versions, tests/test_frameworks_ops.py) and predicts what the estimator does."""
     import joblib
     import kipoi
     m, batch, y = kipoi_predict_all(dirs["sklearn"])
-    assert type(m) is kipoi.model.SklearnModel
+    assert type(m) is kipoi.model.SklearnModel is kipoi_tanger.SklearnModel
     est = joblib.load(os.path.join(dirs["sklearn"], "model.pkl"))
     features = np.stack([zf.kmer_features(s) for s in read_regions(dirs["sklearn"])])
     np.testing.assert_allclose(batch["inputs"], features, rtol=0, atol=0)
