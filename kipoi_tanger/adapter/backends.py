@@ -441,13 +441,17 @@ class Backend:
             return "available (converted to torch, checked on the first batch)"
         return f"unavailable: {self._graph_error}"
 
-    def require_graph(self, op: str) -> None:
-        """Refuse ``op`` (a graph op such as deeplift-shap) in one line unless it can run soundly."""
+    def require_graph(self, op: str, rules=None) -> None:
+        """Refuse ``op`` (a graph op such as deeplift-shap) in one line unless it can run soundly.
+
+        ``rules``: declared DeepLIFT rules (``additional_nonlinear_ops``) the
+        converted module is checked with.
+        """
         if self.graph is not None:
             if not self.torch_native:
                 from .._deeplift_rules import build_rules, ruled_modules
                 try:
-                    ruled_modules(self.graph, build_rules(), "deep_lift_shap")
+                    ruled_modules(self.graph, build_rules(rules), "deep_lift_shap")
                 except ValueError as e:
                     raise AdapterError(f"model {self.name}: {e}") from None
             return

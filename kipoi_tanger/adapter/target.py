@@ -156,7 +156,7 @@ class KipoiTarget:
     def require_graph(self, op: str) -> None:
         """Raise AdapterError unless graph op ``op`` (DeepLIFT/SHAP) can run on this model: a torch
         model, or a Keras model converted to torch (see :mod:`~kipoi_tanger.adapter.backends`)."""
-        self.backend.require_graph(op)
+        self.backend.require_graph(op, rules=self.deeplift_rules if self.backend.framework == "keras" else None)
 
     def file_attrs(self, op=None) -> dict:
         """HDF5 attributes on how the model was run: ``framework`` and, after a graph op
