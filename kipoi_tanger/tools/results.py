@@ -23,15 +23,24 @@ same order, so logos, the report and the modisco export line up.
 """
 import json
 import os
+from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from ..adapter.section import DNA
 
-__all__ = ["Results", "ResultsError", "MAX_PANELS"]
+__all__ = ["Results", "ResultsError", "Placement", "MAX_PANELS"]
 
 # marginalize outputs with more positions than this are summarised per track
 MAX_PANELS = 24
+
+# Dataloaders whose minus-strand handling is known, by a part of the recorded `dataloader`
+# attribute: (name, what use_strand defaults to; None where the model's yaml may change it and
+# the file does not record the effective value). Both name the argument use_strand, meaning
+# "reverse-complement minus-strand regions".
+_STRAND_LOADERS = (("interval_onehot", ("the shipped interval_onehot", True)),
+                   ("IntervalOneHot", ("the shipped interval_onehot", True)),
+                   ("SeqIntervalDl", ("kipoiseq's SeqIntervalDl", None)))
 
 
 class ResultsError(ValueError):
@@ -57,6 +66,25 @@ def _truthy(value):
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes")
     return bool(value)
+
+
+class Placement(NamedTuple):
+    """Input positions on the genome: position ``j`` is the base ``start + j``, or
+    ``start + length - 1 - j`` when ``reversed`` (a reverse-complemented ``-`` region)."""
+    chrom: str
+    start: int
+    length: int
+    reversed: bool
+
+    def base(self, j):
+        """The genomic base (0-based) of input position ``j`` (an int or an array)."""
+        return self.start + self.length - 1 - j if self.reversed else self.start + j
+
+    def span(self, j0: int, j1: int) -> Tuple[int, int]:
+        """The genomic ``[start, end)`` of input positions ``[j0, j1)``."""
+        if self.reversed:
+            return self.start + self.length - j1, self.start + self.length - j0
+        return self.start + j0, self.start + j1
 
 
 class Results:
@@ -141,6 +169,147 @@ class Results:
                                    f"(ids look like: {sample})")
             rows.append(first[str(rid)])
         return rows
+
+    # -- names of outputs and columns ---------------------------------------
+
+    @property
+    def output_names(self) -> list:
+        """The model's output names in schema order (``output_names`` attribute; [] when not recorded)."""
+        names = self.attrs.get("output_names")
+        return [str(n) for n in names] if isinstance(names, (list, tuple)) else []
+
+    def output_name(self, dataset: str) -> str:
+        """The model output a dataset holds, by the schema's name: ``preds/0`` of a model whose
+        outputs are ``[profile, counts]`` is ``profile``, ``y_after/counts`` is ``counts``,
+        ``preds`` of a single named output its name. Unknown: the dataset's last part."""
+        group, _, key = dataset.partition("/")
+        names = self.output_names
+        if not key:
+            return names[0] if len(names) == 1 else group
+        if key in names:
+            return key
+        if key.isdigit() and int(key) < len(names):
+            return names[int(key)]
+        return key
+
+    def column_labels(self, dataset: str) -> Optional[list]:
+        """The schema's ``column_labels`` of the output a dataset holds (Kipoi's
+        ``targets.column_labels``, recorded in the ``column_labels`` attribute as
+        ``{output name: [labels]}``), or None."""
+        labels = self.attrs.get("column_labels")
+        if not isinstance(labels, dict):
+            return None
+        found = labels.get(self.output_name(dataset))
+        return [str(x) for x in found] if isinstance(found, (list, tuple)) and found else None
+
+    def column_names(self, dataset: str, n: int) -> List[str]:
+        """Names of the ``n`` columns of a dataset's first output axis: its column labels when
+        there are ``n`` of them, else ``0 .. n-1``."""
+        labels = self.column_labels(dataset)
+        if labels is not None and len(labels) == n:
+            return list(labels)
+        return [str(j) for j in range(n)]
+
+    @property
+    def explained(self) -> Optional[str]:
+        """The explained output and target of an attribution run (``counts``, ``probs: task1``), or None."""
+        if "explained_output" not in self.attrs and "target" not in self.attrs:
+            return None
+        out = self.attrs.get("explained_output")
+        names = self.output_names
+        if out in (None, ""):
+            name = names[0] if len(names) == 1 else "the model's output"
+        else:
+            out = str(out)
+            name = names[int(out)] if out.isdigit() and int(out) < len(names) and out not in names else out
+        target = self.attrs.get("target", self.parameters.get("target"))
+        label = self.attrs.get("target_label")
+        if label not in (None, ""):
+            return f"{name}: {label}"
+        labels = (self.attrs.get("column_labels") or {}).get(name) if isinstance(
+            self.attrs.get("column_labels"), dict) else None
+        if isinstance(target, int) and labels and 0 <= target < len(labels):
+            return f"{name}: {labels[target]}"
+        return name if not target else f"{name}, target {target}"
+
+    # -- strand -------------------------------------------------------------
+
+    @property
+    def has_minus_strand(self) -> bool:
+        return self.ranges is not None and "strand" in self.ranges and \
+            any(str(s) == "-" for s in self.ranges["strand"])
+
+    def minus_strand_rule(self) -> Tuple[Optional[bool], str]:
+        """Whether the dataloader reverse-complemented minus-strand regions: ``(True | False | None,
+        why)``, from the recorded dataloader and its arguments (see :func:`reverse_minus`)."""
+        dl = str(self.attrs.get("dataloader") or "")
+        args = {}
+        for key in ("dataloader_defaults", "dataloader_args"):
+            if isinstance(self.attrs.get(key), dict):
+                args.update(self.attrs[key])
+        known = next((v for k, v in _STRAND_LOADERS if k in dl), None)
+        if known is None:
+            return None, f"dataloader {dl or '(not recorded)'}: its strand handling is not known"
+        name, default = known
+        if "use_strand" in args:
+            value = _truthy(args["use_strand"])
+            return value, f"{name} with use_strand={value}"
+        if default is None:
+            return None, (f"{name}: use_strand is not recorded (its default is False, but the model's "
+                          "dataloader defaults may change it)")
+        return default, f"{name} (use_strand defaults to {default})"
+
+    def reverse_minus(self, strand: Optional[str] = None) -> bool:
+        """True when a ``-`` region's input is the reverse complement of its genomic span.
+
+        Parameters
+        ----------
+        strand : {None, 'rc', 'forward'}
+            What the user says (``--strand``). Without it the rule comes from the
+            file: the dataloader's recorded ``use_strand`` argument, else the
+            default of a known loader (the shipped ``interval_onehot``: True).
+            When neither says and a ``-`` region exists, it is an error asking
+            for ``--strand``; a ``--strand`` that contradicts the file is one too.
+        """
+        if strand not in (None, "rc", "forward"):
+            raise ResultsError(f"--strand: expected rc or forward, got {strand!r}")
+        rule, why = self.minus_strand_rule()
+        if strand is not None:
+            want = strand == "rc"
+            if rule is not None and rule != want:
+                raise ResultsError(f"--strand {strand}: {self.path} was read by {why}, which "
+                                   f"{'reverse-complements' if rule else 'does not reverse-complement'} "
+                                   "minus-strand regions; drop --strand")
+            return want
+        if rule is None:
+            if not self.has_minus_strand:
+                return True
+            raise ResultsError(f"{self.path}: has minus-strand regions and {why}; pass --strand rc if "
+                               "the dataloader reverse-complemented them, --strand forward if not")
+        return rule
+
+    def placement(self, row: int, length: int, strand: Optional[str] = None) -> Optional["Placement"]:
+        """Where the ``length`` input positions of region ``row`` lie on the genome, or None.
+
+        The input covers the region (``length == end - start``) or its central
+        ``length`` bases; a ``-`` region's input is reversed when the dataloader
+        reverse-complemented it (:meth:`reverse_minus`; ``strand`` as there). None
+        without metadata, for an input longer than its region, and for a ``-``
+        region whose strand handling the file does not tell (and ``strand`` is None).
+        """
+        if self.ranges is None:
+            return None
+        r = self.ranges
+        s, e = int(r["start"][row]), int(r["end"][row])
+        if not 0 < length <= e - s:
+            return None
+        off = (e - s - length) // 2
+        rev = False
+        if "strand" in r and str(r["strand"][row]) == "-":
+            rev = self.reverse_minus(strand) if strand is not None else self.minus_strand_rule()[0]
+            if rev is None:
+                return None
+        return Placement(str(r["chr"][row]), e - off - length if rev else s + off, int(length), bool(rev))
 
     # -- arrays -----------------------------------------------------------
 
@@ -294,19 +463,60 @@ class Results:
         return self._read("convergence_deltas").astype(np.float64)
 
     def marginalize_pairs(self):
-        """``[(label, before name, after name)]`` for every marginalized output."""
+        """``[(label, before name, after name)]`` for every output compared before/after.
+
+        marginalize (``y_before``/``y_after``, same shapes), ablate (``y_after``
+        ``(N, n_shuffles, ...)``) and space (``y_afters`` ``(N, n_spacings, ...)``);
+        labels are the outputs' names (:meth:`output_name`) in the model's order,
+        ``output`` for a single unnamed output.
+        """
         pairs = []
-        for before, after in (("y_before", "y_after"), ("before", "after")):
+        for before, after in (("y_before", "y_after"), ("y_before", "y_afters"), ("before", "after")):
             if before in self.shapes and after in self.shapes:
-                pairs.append(("output", before, after))
-            for name in sorted(self.shapes):
-                if name.startswith(before + "/"):
-                    suffix = name[len(before) + 1:]
-                    if f"{after}/{suffix}" in self.shapes:
-                        pairs.append((f"output {suffix}", name, f"{after}/{suffix}"))
+                pairs.append((self._pair_label(before), before, after))
+            for name in self.output_datasets(before):
+                suffix = name[len(before) + 1:]
+                if f"{after}/{suffix}" in self.shapes:
+                    pairs.append((self._pair_label(name), name, f"{after}/{suffix}"))
             if pairs:
                 break
         return pairs
+
+    def output_datasets(self, group: str) -> List[str]:
+        """The datasets ``group/<key>`` in the model's output order (``output_names``), others after by name."""
+        names = [n for n in self.shapes if n.startswith(group + "/") and "/" not in n[len(group) + 1:]]
+        order = self.output_names
+
+        def key(n):
+            k = n[len(group) + 1:]
+            if k in order:
+                return (0, order.index(k), "")
+            if k.isdigit():
+                return (0 if int(k) < len(order) else 1, int(k), "")
+            return (2, 0, k)
+        return sorted(names, key=key)
+
+    def _pair_label(self, dataset):
+        if "/" not in dataset:
+            names = self.output_names
+            return names[0] if len(names) == 1 and names[0] != "preds" else "output"
+        name = self.output_name(dataset)
+        return name if self.output_names else f"output {name}"
+
+    def effect_kind(self, before: str, after: str) -> str:
+        """``marginalize`` (same shapes), ``ablate`` (``y_after`` with a shuffle axis) or
+        ``space`` (``y_afters`` with a spacing axis)."""
+        b, a = self.shapes[before], self.shapes[after]
+        if len(a) == len(b) + 1 and a[:1] == b[:1] and a[2:] == b[1:]:
+            return "space" if after.split("/")[0] == "y_afters" else "ablate"
+        return "marginalize"
+
+    def spacing_labels(self, n: int) -> List[str]:
+        """Labels of a space file's ``n`` spacings (``10``, or ``5,10`` for three motifs)."""
+        table = self.parameters.get("spacing")
+        if isinstance(table, (list, tuple)) and len(table) == n:
+            return [",".join(str(v) for v in (row if isinstance(row, (list, tuple)) else [row])) for row in table]
+        return [str(j) for j in range(n)]
 
     @property
     def marginalized_attributions(self):
@@ -316,12 +526,23 @@ class Results:
         return inner == "deeplift-shap"
 
     def marginalize_values(self, before, after):
-        """``(before, after, quantity)`` arrays to compare; attributions
-        ``(N, ..., A, L)`` are summed over ``(A, L)`` per region."""
+        """``(before, after, quantity)`` arrays to compare.
+
+        Attributions ``(N, ..., A, L)`` are summed over ``(A, L)`` per region; a
+        profile output (more than :data:`MAX_PANELS` positions) is averaged over
+        its positions. ablate's ``y_after`` is averaged over its shuffles; space's
+        ``y_afters`` keeps its spacing axis (``after`` is ``(N, n_spacings, ...)``).
+        """
+        kind = self.effect_kind(before, after)
         b, a = self._read(before).astype(np.float64), self._read(after).astype(np.float64)
+        note = ""
+        if kind == "ablate":
+            note = f", after: mean over {a.shape[1]} shuffles"
+            a = a.mean(axis=1)
         if self.marginalized_attributions and b.ndim >= 3:
-            return b.sum(axis=(-2, -1)), a.sum(axis=(-2, -1)), "total attribution"
+            return b.sum(axis=(-2, -1)), a.sum(axis=(-2, -1)), "total attribution" + note
         if b.ndim >= 3 and b.shape[-1] > MAX_PANELS:
             # a profile output (N, ..., L): one panel per track, not per position
-            return b.mean(axis=-1), a.mean(axis=-1), f"prediction (mean over {b.shape[-1]} positions)"
-        return b, a, "prediction"
+            return (b.mean(axis=-1), a.mean(axis=-1),
+                    f"prediction (mean over {b.shape[-1]} positions){note}")
+        return b, a, "prediction" + note
