@@ -292,6 +292,9 @@ def test_declared_rules_and_the_accept_flag(zoo, tmp_path):
                                            r"nothing written: pass --accept_large_deltas"):
             run("deeplift-shap", d, bad, **kw)
         assert not os.path.exists(bad) and not os.path.exists(bad + ".partial")
+        with pytest.raises(RunError, match="do not add up on the first batch"):    # nested in marginalize too
+            run("marginalize", d, bad, motif="GATA", inner_op="deeplift-shap", **kw)
+        assert not os.path.exists(bad) and not os.path.exists(bad + ".partial")
         # ... unless accepted on purpose, which the file records
         with pytest.warns(RuntimeWarning, match="convergence deltas"):      # deep_lift_shap's own warning
             run("deeplift-shap", d, bad, accept_large_deltas=True, **kw)
