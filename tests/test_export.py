@@ -107,11 +107,68 @@ def test_cli_export_modisco(tmp_path, capsys):
     assert cli.main(["export", "modisco", h5, "-o", str(tmp_path / "e")]) == 0
     out, err = capsys.readouterr()
     assert out.splitlines()[:3] == [str(tmp_path / f"e_{k}") for k in ("ohe.npz", "shap.npz", "regions.bed")]
-    assert "modisco motifs -s" in out and err == ""
+    assert "modisco motifs -s" in out
+    # 6 regions of 40 bp: one warning line, that modisco can find nothing there
+    assert len(err.splitlines()) == 1 and err.startswith(f"warning: {h5}: modisco motifs will fail or find no patterns")
     write_dls(h5, inputs=False)
     assert cli.main(["export", "modisco", h5, "-o", str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--keep_inputs" in err[0]
+
+
+def _planted_scores(n, L=200, rng=0, strength=4.0):
+    """One-hot (n, 4, L) with hypothetical scores: noise plus a strong 8-bp bump at a random site per region."""
+    rng = np.random.default_rng(rng)
+    ohe = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (n, L))].transpose(0, 2, 1).copy()
+    hyp = rng.normal(0, 0.05, (n, 4, L)).astype(np.float32)
+    for i, p in enumerate(rng.integers(30, L - 38, n)):
+        hyp[i, :, p:p + 8] += strength
+    return ohe, hyp
+
+
+def _write(path, ohe, hyp):
+    with h5py.File(path, "w") as f:
+        f["attributions"] = hyp
+        f["inputs"] = ohe
+        f.attrs["op"] = "deeplift-shap"
+        f.attrs["layout"] = "(A, L)"
+        f.attrs["parameters"] = '{"hypothetical": true}'
+
+
+def test_seqlet_counts_decide_the_modisco_warning(tmp_path):
+    """Too few seqlets of either sign: modisco drops both metaclusters (> 100 needed) -> a warning naming
+    the counts; plenty: no warning."""
+    pytest.importorskip("modiscolite")
+    from kipoi_tanger.tools.export import count_seqlets
+    few, many = str(tmp_path / "few.h5"), str(tmp_path / "many.h5")
+    _write(few, *_planted_scores(20))
+    _write(many, *_planted_scores(400))
+    with pytest.warns(RuntimeWarning, match=r"modisco motifs will find no patterns: \d+ positive and \d+ "
+                                            r"negative seqlets in 20 regions.*more than 100 of one sign"):
+        out = export_modisco(few, str(tmp_path / "few"))
+    assert max(out["seqlets"]) <= 100
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = export_modisco(many, str(tmp_path / "many"))
+    assert out["seqlets"][0] >= 200 and out["seqlets"] == count_seqlets(*_planted_scores(400), 200)
+
+
+def test_without_modisco_lite_the_warning_uses_a_bound(tmp_path, monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_modisco(name, *args, **kwargs):
+        if name.startswith("modiscolite"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_modisco)
+    h5 = str(tmp_path / "dls.h5")
+    _write(h5, *_planted_scores(5, L=100))
+    with pytest.warns(RuntimeWarning, match="at most 35 seqlets fit in 5 regions of 100 bp"):
+        out = export_modisco(h5, str(tmp_path / "e"))
+    assert out["seqlets"] is None
 
 
 # ---------------------------------------------------------------------------

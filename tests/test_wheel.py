@@ -19,19 +19,15 @@ pytestmark = pytest.mark.skipif(not os.path.isfile(os.path.join(wheel_env.REPO, 
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
-    return wheel_env.build_wheel(str(tmp_path_factory.mktemp("wheel")))
+def wheel():
+    return wheel_env.session_venv()["wheel"]
 
 
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory, wheel):
-    root = tmp_path_factory.mktemp("venv")
-    bin_dir = wheel_env.make_venv(str(root), wheel)
-    work, home = root / "work", root / "home"
-    work.mkdir()
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-    env.update(HOME=str(home), PATH=f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", KIPOI_TANGER_TEST_HOME=str(home))
+def venv(tmp_path_factory):
+    bin_dir = wheel_env.session_venv()["bin"]
+    work, home = tmp_path_factory.mktemp("work"), tmp_path_factory.mktemp("home")
+    env = wheel_env.user_env(bin_dir, str(home))
 
     def run(*cmd, check=True):
         r = subprocess.run(list(cmd), cwd=str(work), env=env, capture_output=True, text=True, timeout=600)

@@ -7,12 +7,14 @@ out kipoi_tanger itself (the editable install), every ``.pth`` file, and setupto
 ``pkg_resources`` (so the start-up hook's stand-in is what Kipoi gets, as under setuptools >= 81).
 Nothing is downloaded: the wheel is installed with ``--no-deps --no-index``.
 """
+import atexit
 import glob
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = ("setup.py", "setup.cfg", "pyproject.toml", "MANIFEST.in", "README.md", "CHANGELOG.md", "kipoi_tanger",
@@ -68,6 +70,30 @@ def make_venv(root: str, wheel: str) -> str:
                  "    sys.exit(main())\n")
     os.chmod(kipoi, 0o755)
     return os.path.join(venv, "bin")
+
+
+_SESSION = {}
+
+
+def session_venv() -> dict:
+    """The wheel and its venv, built once per process (tests/test_wheel.py and tests/test_readme.py share them).
+
+    Returns ``{'wheel': path, 'bin': venv bin dir, 'root': tmp dir}``; removed at exit.
+    """
+    if "bin" not in _SESSION:
+        root = tempfile.mkdtemp(prefix="kipoi-tanger-wheel-")
+        atexit.register(shutil.rmtree, root, True)
+        _SESSION["root"] = root
+        _SESSION["wheel"] = build_wheel(os.path.join(root, "build"))
+        _SESSION["bin"] = make_venv(root, _SESSION["wheel"])
+    return dict(_SESSION)
+
+
+def user_env(bin_dir: str, home: str) -> dict:
+    """The environment of a user of that venv: its bin dir first on PATH, a throwaway HOME."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    env.update(HOME=home, PATH=f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", KIPOI_TANGER_TEST_HOME=home)
+    return env
 
 
 if __name__ == "__main__":
