@@ -1,5 +1,6 @@
 # README's two commands: `make demo` and `make test`. Both create .venv when it
-# is missing and install the project into it; nothing else is needed but Python.
+# is missing and install the project into it (editable: the data dirs are used in
+# place); nothing else is needed but Python.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -12,9 +13,11 @@ PYTEST_ARGS ?=
 
 .PHONY: test test-all demo bench gpu-check venv clean bedtools
 
+# setuptools >= 70.1 builds wheels by itself (tests/test_wheel.py builds one with
+# --no-build-isolation); no upper bound: Kipoi's pkg_resources comes from the start-up hook.
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet --upgrade pip "setuptools>=70.1"
 
 $(VENV)/.torch: | $(VENV)/bin/python
 	$(PIP) install --quiet "$(TORCH)"
