@@ -115,13 +115,6 @@ def own_predict(kind, d, keras, X=None, cells=None):
     raise ValueError(kind)
 
 
-def kipoi_batch(d):
-    import kipoi
-    m = kipoi.get_model(d, source="dir")
-    batch = m.default_dataloader(**zf.example_dl_args(d)).load_all()
-    return m, batch
-
-
 def _cli(args, capsys):
     capsys.readouterr()
     rc = main(args)
@@ -140,8 +133,8 @@ def test_predict_is_the_frameworks_own(kind, dirs, targets, keras, tmp_path):
     run("predict", targets(kind), out, dataloader_args=zf.example_dl_args(d), batch_size=5, verbose=False)
     with h5py.File(out, "r") as f:
         preds = f["preds"][:]
-    m, batch = kipoi_batch(d)
-    x = batch["inputs"]
+    m = targets(kind).kmodel                                 # what kipoi.get_model returned
+    x = m.default_dataloader(**zf.example_dl_args(d)).load_all()["inputs"]
     rows = lambda i: {k: v[i:i + 5] for k, v in x.items()} if isinstance(x, dict) else x[i:i + 5]  # noqa: E731
     kipoi_y = np.concatenate([m.predict_on_batch(rows(i)) for i in range(0, len(preds), 5)])
     assert preds.dtype == kipoi_y.dtype and preds.shape == kipoi_y.shape
