@@ -329,6 +329,13 @@ class Op:
         """True when the outputs are tables a ``.tsv`` can hold."""
         return False
 
+    def output_files(self, outputs: List[str]) -> List[str]:
+        """The files a run writes for the checked ``-o`` outputs: the outputs themselves (default), or
+        with companion files the op adds (variant-effect's ``OUT.skipped.tsv``). Each is refused when it
+        exists (without ``--overwrite``), written by :attr:`extra_outputs` or as an ``.h5``/``.tsv``,
+        and appears only once complete, like the outputs."""
+        return list(outputs)
+
     @property
     def groupable(self) -> bool:
         """True when consecutive batches can be concatenated into one call (same forward batches)."""
