@@ -197,7 +197,8 @@ def run(op, model, outputs: Union[str, Sequence[str]], params: Optional[Mapping]
     opts = RunOptions(**opt_kwargs).check()
     switches = _Switches.from_env()
     op = _build_op(op, op_params)
-    outputs = check_outputs(outputs, op.writes_tables, op.extra_outputs)
+    # the op may add companion files (variant-effect: OUT.skipped.tsv), handled like the outputs
+    outputs = op.output_files(check_outputs(outputs, op.writes_tables, op.extra_outputs))
     shard = parse_shard(opts.shard)
 
     # refuse before loading anything heavy
