@@ -95,9 +95,10 @@ def test_report_marginalize(tmp_path):
     assert_self_contained(html)
     assert [alt for alt, _ in embedded_pngs(html)] == ["marginalize output 0", "marginalize output 1"]
     assert "GATAAG" in html and "Marginalization" in html
-    # mean Δ of the tables: +1 for output 0, -0.5 for output 1
-    deltas = re.findall(r'<td class="num">(-?[0-9.e+-]+)</td></tr>', html)
-    assert [float(x) for x in deltas] == pytest.approx([1.0, 1.0] + [-0.5] * 6, abs=1e-5)
+    # mean Δ of the tables: +1 for output 0, -0.5 for output 1; every region up, then down
+    rows = re.findall(r'<td class="num">(-?[0-9.e+-]+)</td><td>(\d+) of 50</td></tr>', html)
+    assert [float(x) for x, _ in rows] == pytest.approx([1.0, 1.0] + [-0.5] * 6, abs=1e-5)
+    assert [int(up) for _, up in rows] == [50, 50] + [0] * 6
 
 
 def test_report_predictions_and_escaping(tmp_path):

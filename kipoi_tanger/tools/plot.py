@@ -14,9 +14,10 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..adapter.section import DNA
-from .results import MAX_PANELS, Results, ResultsError
+from .results import MAX_PANELS, Placement, Results, ResultsError
 
-__all__ = ["plot_logo", "plot_attributions", "plot_marginalize", "marginalize_figure", "parse_window",
+__all__ = ["plot_logo", "plot_attributions", "plot_marginalize", "marginalize_figure", "spacing_figure",
+           "logo_title", "parse_window",
            "select_regions", "logo_size", "DEFAULT_TOP", "FORMATS", "MIN_GLYPH_FRACTION", "Results", "ResultsError"]
 
 DEFAULT_TOP = 10
@@ -55,7 +56,7 @@ def _colors(alphabet):
 
 
 def plot_logo(attr: np.ndarray, ax=None, start: int = 0, alphabet: Sequence[str] = DNA, title: Optional[str] = None,
-              ylabel: str = "attribution"):
+              ylabel: str = "attribution", placement: Optional[Placement] = None):
     """Draw one attribution logo: letter heights = scores, positive up,
     negative down (flipped), stacked big-on-top like logomaker's ``Logo``.
 
@@ -66,9 +67,14 @@ def plot_logo(attr: np.ndarray, ax=None, start: int = 0, alphabet: Sequence[str]
     ax : matplotlib.axes.Axes, optional
         Axes to draw on (a new figure otherwise).
     start : int, default 0
-        Position of the first column (x-axis labels).
+        Input position of the first column (x-axis labels).
     alphabet : sequence of str, default ACGT
     title, ylabel : str, optional
+    placement : Placement, optional
+        Where the input positions lie on the genome
+        (:meth:`Results.placement`): the x axis then shows genomic positions
+        (0-based, as in BED), decreasing from left to right on a
+        reverse-complemented minus-strand region, and says so.
 
     Returns
     -------
@@ -110,10 +116,46 @@ def plot_logo(attr: np.ndarray, ax=None, start: int = 0, alphabet: Sequence[str]
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.set_ylabel(ylabel)
-    ax.set_xlabel("position")
+    ax.set_xlabel("input position")
+    if placement is not None:
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=max(3, min(10, L // 8)), integer=True))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{int(placement.base(int(round(x)))):,}"))
+        ax.set_xlabel(f"{placement.chrom} position (0-based)" + (
+            "; minus strand, reverse-complemented as the model read it: positions decrease"
+            if placement.reversed else ""))
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(_wrap(title, logo_size(L)[0]), fontsize=10)
     return ax
+
+
+def _wrap(text: str, width_in: float, fontsize: float = 10) -> str:
+    """``text`` broken into lines that fit ``width_in`` inches at ``fontsize`` (so titles are never cut off)."""
+    import textwrap
+    chars = max(20, int(width_in * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.wrap(str(text), chars, break_long_words=False)) or str(text)
+
+
+def logo_title(res: Results, row: int, start: int, end: int, length: int,
+               placement: Optional[Placement] = None) -> str:
+    """Title of a logo of input positions ``[start, end)`` of region ``row``:
+    ``chr:start-end strand, id`` of what is shown (the window's genomic span),
+    the region when only a window is shown, and whether a minus-strand region is
+    shown reverse-complemented."""
+    window = (start, end) != (0, length)
+    if placement is None:
+        title = res.title(row) + (f" [{start}:{end}]" if window else "")
+        if res.ranges is not None and "strand" in res.ranges and str(res.ranges["strand"][row]) == "-":
+            title += " (input positions: the file does not say whether the dataloader reverse-complemented it)"
+        return title
+    gs, ge = placement.span(start, end)
+    strand = str(res.ranges["strand"][row]) if "strand" in res.ranges else "*"
+    title = f"{placement.chrom}:{gs}-{ge} {strand}, {res.ids[row]}"
+    if window:
+        title += f" [{start}:{end}] of {res.title(row).rsplit(', ', 1)[0]}"
+    if placement.reversed:
+        title += ", shown reverse-complemented"
+    return title
 
 
 def logo_size(L: int) -> Tuple[float, float]:
@@ -173,7 +215,8 @@ def select_regions(res: Results, regions: Optional[Sequence[str]] = None, top: O
 
 
 def plot_attributions(path: str, out_dir: str, regions: Optional[Sequence[str]] = None, top: Optional[int] = None,
-                      window: Optional[str] = None, formats: Sequence[str] = FORMATS, dpi: int = 100) -> List[str]:
+                      window: Optional[str] = None, formats: Sequence[str] = FORMATS, dpi: int = 100,
+                      strand: Optional[str] = None) -> List[str]:
     """Write one logo per selected region of a deeplift-shap results file.
 
     Parameters
@@ -192,6 +235,10 @@ def plot_attributions(path: str, out_dir: str, regions: Optional[Sequence[str]] 
         ``'START:END'`` positions (0-based, end exclusive) to draw.
     formats : sequence of {'png', 'svg'}
     dpi : int, default 100
+    strand : {None, 'rc', 'forward'}
+        Whether the dataloader reverse-complemented minus-strand regions, when
+        the file does not tell (:meth:`Results.reverse_minus`). Logos are drawn
+        as the model read the sequence, with genomic positions on the x axis.
 
     Returns
     -------
@@ -208,6 +255,8 @@ def plot_attributions(path: str, out_dir: str, regions: Optional[Sequence[str]] 
         raise ResultsError("--regions and --top: give one or the other")
     _, A, L = res.require_attributions()
     start, end = parse_window(window, L)
+    if strand is not None:
+        res.reverse_minus(strand)          # a contradiction is an error before anything is drawn
     rows = select_regions(res, regions, top)
     attrs = res.projected(rows)[:, :, start:end]
     os.makedirs(out_dir, exist_ok=True)
@@ -218,9 +267,9 @@ def plot_attributions(path: str, out_dir: str, regions: Optional[Sequence[str]] 
             name = f"{name}_row{row}"
         used.add(name.lower())
         fig, ax = plt.subplots(figsize=logo_size(end - start))
-        title = res.title(row) + (f" [{start}:{end}]" if (start, end) != (0, L) else "")
+        placement = res.placement(row, L, strand)
         plot_logo(a, ax=ax, start=start, alphabet=res.alphabet[:A] if len(res.alphabet) >= A else DNA,
-                  title=title)
+                  title=logo_title(res, row, start, end, L, placement), placement=placement)
         fig.tight_layout()
         written += _save(fig, os.path.join(out_dir, f"logo_{name}"), formats, dpi)
         plt.close(fig)
@@ -230,60 +279,197 @@ def plot_attributions(path: str, out_dir: str, regions: Optional[Sequence[str]] 
 # ---------------------------------------------------------------------------
 # marginalization
 
-def _panels(before, after):
+def _panels(before, after, names: Optional[Sequence[str]] = None, name: str = ""):
     """Split ``(N, ...)`` arrays into per-column pairs with labels: product
-    axes first, the last axis is the output's targets."""
+    axes first, the last axis is the output's columns (``names``: their labels,
+    e.g. the schema's column labels; ``name``: the output's name)."""
     before = np.asarray(before, dtype=np.float64)
     after = np.asarray(after, dtype=np.float64)
     if before.shape != after.shape:
         raise ResultsError(f"before/after shapes differ: {before.shape} vs {after.shape}")
     rest = before.shape[1:]
     if not rest:
-        return [("", before, after)]
+        return [(name, before, after)]
+    names = list(names) if names is not None and len(names) == rest[-1] else None
     out = []
     for idx in np.ndindex(*rest):
-        if len(rest) == 1:
-            label = f"target {idx[0]}"
+        if names is not None:
+            col = names[idx[-1]] if rest[-1] > 1 or not name else ""
         else:
-            label = ", ".join(f"p{k}={v}" for k, v in enumerate(idx[:-1])) + f", target {idx[-1]}"
+            col = f"target {idx[-1]}" if rest[-1] > 1 or not name else ""
+        label = ", ".join([name] * bool(name) + [f"p{k}={v}" for k, v in enumerate(idx[:-1])]
+                          + [col] * bool(col))
         out.append((label, before[(slice(None),) + idx], after[(slice(None),) + idx]))
     return out
 
 
-def marginalize_figure(before: np.ndarray, after: np.ndarray, title: str = "", quantity: str = "prediction"):
-    """Overlaid before/after histograms, one panel per column (at most
-    ``MAX_PANELS``); returns the matplotlib figure."""
+def _grid(n_panels, per_panel, max_cols):
+    """``(rows, panels per row)`` of a grid of ``n_panels`` panels of ``per_panel`` axes each."""
+    per_row = max(1, min(n_panels, max_cols // per_panel))
+    return -(-n_panels // per_row), per_row
+
+
+def _suptitle(fig, title, more=""):
+    if title or more:
+        fig.suptitle(_wrap(f"{title}{more}", fig.get_figwidth(), 10), fontsize=10)
+
+
+def marginalize_figure(before: np.ndarray, after: np.ndarray, title: str = "", quantity: str = "prediction",
+                       names: Optional[Sequence[str]] = None, name: str = "", after_label: str = "after"):
+    """Before/after of every region, one pair of axes per column (at most ``MAX_PANELS``):
+    overlaid histograms of the two distributions, and a paired view, each region's
+    value before (x) against after (y) with the diagonal (no change).
+
+    Parameters
+    ----------
+    before, after : numpy.ndarray, shape=(N, ...)
+        Same shapes; product axes first, the output's columns last.
+    title, quantity : str
+        Figure title (wrapped to the figure's width) and the compared quantity.
+    names : sequence of str, optional
+        Labels of the output's columns (the schema's column labels).
+    name : str
+        The output's name, shown in every panel's title.
+    after_label : str
+        What "after" is (e.g. ``after (mean over 5 shuffles)``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     import matplotlib.pyplot as plt
-    panels = _panels(before, after)
+    panels = _panels(before, after, names, name)
     shown = panels[:MAX_PANELS]
-    ncol = min(4, len(shown))
-    nrow = -(-len(shown) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 2.8 * nrow), squeeze=False)
-    for ax in axes.ravel()[len(shown):]:
+    nrow, per_row = _grid(len(shown), 2, 4)
+    fig, axes = plt.subplots(nrow, 2 * per_row, figsize=(3.3 * 2 * per_row, 2.9 * nrow + 0.5), squeeze=False,
+                             layout="constrained")
+    for ax in axes.ravel()[2 * len(shown):]:
         ax.set_visible(False)
-    for ax, (label, b, a) in zip(axes.ravel(), shown):
-        finite = np.concatenate([b, a])
-        finite = finite[np.isfinite(finite)]
-        lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    flat = axes.ravel()
+    for k, (label, b, a) in enumerate(shown):
+        hist_ax, pair_ax = flat[2 * k], flat[2 * k + 1]
+        both = np.concatenate([b, a])
+        both = both[np.isfinite(both)]
+        lo, hi = (both.min(), both.max()) if both.size else (0.0, 1.0)
         if hi <= lo:
             lo, hi = lo - 0.5, hi + 0.5
         bins = np.linspace(lo, hi, 31)
-        ax.hist(b[np.isfinite(b)], bins=bins, alpha=0.55, color="0.45", label="before")
-        ax.hist(a[np.isfinite(a)], bins=bins, alpha=0.55, color="tab:red", label="after")
+        hist_ax.hist(b[np.isfinite(b)], bins=bins, alpha=0.55, color="0.45", label="before")
+        hist_ax.hist(a[np.isfinite(a)], bins=bins, alpha=0.55, color="tab:red", label=after_label)
         delta = float(np.nanmean(a - b)) if len(a) else float("nan")
-        ax.set_title(f"{label} (mean Δ {delta:+.3g})".strip(), fontsize=9)
-        ax.set_xlabel(quantity)
-        ax.set_ylabel("regions")
-        ax.legend(fontsize=7, frameon=False)
-    more = f" (first {MAX_PANELS} of {len(panels)} panels)" if len(panels) > MAX_PANELS else ""
-    fig.suptitle(f"{title}{more}", fontsize=10)
-    fig.tight_layout()
+        head = f"{label}: " if label else ""
+        hist_ax.set_title(_wrap(f"{head}mean Δ {delta:+.3g}", 3.3, 9), fontsize=9)
+        hist_ax.set_xlabel(_wrap(quantity, 3.3, 9))
+        hist_ax.set_ylabel("regions")
+        hist_ax.legend(fontsize=7, frameon=False)
+        ok = np.isfinite(b) & np.isfinite(a)
+        pair_ax.scatter(b[ok], a[ok], s=9, color="tab:red", alpha=0.6, linewidths=0)
+        pad = 0.04 * (hi - lo)
+        pair_ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.5", linewidth=0.8, linestyle="--")
+        pair_ax.set_xlim(lo - pad, hi + pad)
+        pair_ax.set_ylim(lo - pad, hi + pad)
+        up = int((a[ok] > b[ok]).sum())
+        pair_ax.set_title(_wrap(f"{head}per region: {up} of {int(ok.sum())} up", 3.3, 9), fontsize=9)
+        pair_ax.set_xlabel("before")
+        pair_ax.set_ylabel(after_label)
+    more = f" (first {MAX_PANELS} of {len(panels)} columns)" if len(panels) > MAX_PANELS else ""
+    _suptitle(fig, title, more)
     return fig
 
 
+def spacing_figure(before: np.ndarray, after: np.ndarray, spacings: Sequence[str], title: str = "",
+                   quantity: str = "prediction", names: Optional[Sequence[str]] = None, name: str = ""):
+    """The change (after - before) of every region at every spacing of a ``space``
+    run: a box per spacing and the mean, one panel per column (at most ``MAX_PANELS``).
+
+    Parameters
+    ----------
+    before : numpy.ndarray, shape=(N, ...)
+    after : numpy.ndarray, shape=(N, n_spacings, ...)
+    spacings : sequence of str
+        Labels of the spacings (the gaps, ``5`` or ``5,10``).
+    title, quantity, names, name
+        As in :func:`marginalize_figure`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+    before = np.asarray(before, dtype=np.float64)
+    after = np.asarray(after, dtype=np.float64)
+    if after.shape[:1] + after.shape[2:] != before.shape:
+        raise ResultsError(f"before/after shapes do not match: {before.shape} vs {after.shape} "
+                           "(expected after = (N, n_spacings, ...))")
+    S = after.shape[1]
+    delta = after - before[:, None]
+    # (N, S, ...) -> panels of (N, S) per column
+    moved = np.moveaxis(delta, 1, -1)
+    panels = _panels(moved[..., 0], moved[..., 0], names, name) if S else []
+    cols = [(label, moved[(slice(None),) + idx]) for (label, _, _), idx in
+            zip(panels, np.ndindex(*moved.shape[1:-1]))]
+    shown = cols[:MAX_PANELS]
+    nrow, per_row = _grid(len(shown), 1, 3)
+    width = max(3.6, 0.45 * S + 1.5)
+    fig, axes = plt.subplots(nrow, per_row, figsize=(width * per_row, 3.0 * nrow + 0.5), squeeze=False,
+                             layout="constrained")
+    for ax in axes.ravel()[len(shown):]:
+        ax.set_visible(False)
+    x = np.arange(S)
+    for ax, (label, d) in zip(axes.ravel(), shown):
+        keep = [col[np.isfinite(col)] for col in d.T]
+        ax.boxplot(keep, positions=x, widths=0.6, showfliers=False, patch_artist=True,
+                   boxprops=dict(facecolor="#f4c7c3", edgecolor="0.3"), medianprops=dict(color="0.2"))
+        ax.plot(x, [k.mean() if k.size else np.nan for k in keep], "o-", color="tab:red", markersize=3,
+                label="mean")
+        ax.axhline(0, color="0.5", linewidth=0.8, linestyle="--")
+        ax.set_xticks(x)
+        ax.set_xticklabels(list(spacings), rotation=90 if S > 12 else 0, fontsize=8)
+        ax.set_xlabel("gap between the motifs (bp)")
+        ax.set_ylabel(_wrap(f"Δ {quantity}", 2.6, 9), fontsize=9)
+        if label:
+            ax.set_title(_wrap(label, width, 9), fontsize=9)
+        ax.legend(fontsize=7, frameon=False)
+    more = f" (first {MAX_PANELS} of {len(cols)} columns)" if len(cols) > MAX_PANELS else ""
+    _suptitle(fig, title, more)
+    return fig
+
+
+def effect_figure(res: Results, label: str, before: str, after: str, title: str):
+    """The figure of one before/after pair of a marginalize, ablate or space file."""
+    kind = res.effect_kind(before, after)
+    b, a, quantity = res.marginalize_values(before, after)
+    n_cols = b.shape[-1] if b.ndim > 1 else 1
+    names = res.column_names(before, n_cols) if res.column_labels(before) else None
+    name = "" if label == "output" else label
+    if kind == "space":
+        return spacing_figure(b, a, res.spacing_labels(a.shape[1]), title=title, quantity=quantity,
+                              names=names, name=name)
+    after_label = f"after (mean of {res.shapes[after][1]} shuffles)" if kind == "ablate" else "after"
+    quantity = quantity.split(", after:")[0]
+    return marginalize_figure(b, a, title=title, quantity=quantity, names=names, name=name,
+                              after_label=after_label)
+
+
+def effect_title(res: Results, label: str, before: str, after: str) -> str:
+    """``marginalize GATAAG: counts (prediction)``-style title of a before/after pair."""
+    kind = res.effect_kind(before, after)
+    p = res.parameters
+    what = {"marginalize": f"marginalize {p.get('motif', '')}".rstrip(),
+            "ablate": (f"ablate input positions {p.get('start')}-{p.get('end')} ({p.get('n', '')} "
+                       + ("dinucleotide " if p.get("shuffle") == "dinucleotide" else "")
+                       + "shuffles)" if "start" in p else "ablate"),
+            "space": ("space " + " + ".join(map(str, p.get("motifs") or [])) if p.get("motifs") else "space")
+            }[kind]
+    return f"{what} · {label}"
+
+
 def plot_marginalize(path: str, out_dir: str, formats: Sequence[str] = FORMATS, dpi: int = 100) -> List[str]:
-    """Write before/after distribution plots of a marginalize results file,
-    one figure per output (``marginalize[_<output>].png/.svg``).
+    """Write before/after plots of a marginalize, ablate or space results file, one
+    figure per model output (``marginalize[_<output>].png/.svg``), named by the
+    outputs' schema names: distributions and a paired per-region view
+    (marginalize, ablate: after = the mean over the shuffles), or the per-region
+    change at each spacing (space).
 
     Returns
     -------
@@ -300,15 +486,12 @@ def plot_marginalize(path: str, out_dir: str, formats: Sequence[str] = FORMATS, 
     if not pairs:
         op = f" (op: {res.op})" if res.op else ""
         raise ResultsError(f"{res.path}: no 'y_before'/'y_after' datasets{op}; "
-                           "expected the output of kipoi-tanger marginalize")
+                           "expected the output of kipoi-tanger marginalize, ablate or space")
     os.makedirs(out_dir, exist_ok=True)
-    motif = res.parameters.get("motif")
     written = []
     for label, before, after in pairs:
-        title = f"marginalize {motif} · {label}" if motif else f"marginalize · {label}"
-        b, a, quantity = res.marginalize_values(before, after)
-        fig = marginalize_figure(b, a, title=title, quantity=quantity)
-        suffix = "" if label == "output" else "_" + _safe(label.split(" ", 1)[1])
+        fig = effect_figure(res, label, before, after, effect_title(res, label, before, after))
+        suffix = "" if "/" not in before else "_" + file_stem(res.output_name(before))
         written += _save(fig, os.path.join(out_dir, f"marginalize{suffix}"), formats, dpi)
         plt.close(fig)
     return written
