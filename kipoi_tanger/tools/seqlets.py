@@ -20,6 +20,8 @@ the model input). This module adds, without reading any results file:
   genomic ``[end - e, end - s)``, and the motif's strand flips).
 * :func:`write_bed` (BED6, sorted; extra columns on request) and
   :func:`write_tsv` (every column, ranked by seqlet p-value).
+* :func:`results_seqlets` and :func:`write_seqlets`: the whole chain on a
+  ``kipoi-tanger deeplift-shap`` results file (``kipoi-tanger seqlets``).
 
 TOMTOM p-values use the target motifs' columns as background, so they depend
 on the motif file; memelite warns below 25 motifs. Match against a real
@@ -36,7 +38,8 @@ import pandas
 from kipoi_tanger.tools.tracks import _numpy, place, regions
 
 __all__ = ['read_motifs', 'seqlet_queries', 'name_seqlets', 'genomic_seqlets', 'write_bed',
-           'write_tsv', 'BED_COLUMNS', 'TSV_COLUMNS']
+           'write_tsv', 'results_seqlets', 'write_seqlets', 'check_outputs', 'BED_COLUMNS',
+           'TSV_COLUMNS', 'SUFFIXES']
 
 BED_COLUMNS = ['chrom', 'chrom_start', 'chrom_end', 'name', 'score', 'strand']
 # The TSV's leading columns, in this order; any other column follows.
@@ -337,3 +340,158 @@ def write_tsv(seqlets: pandas.DataFrame, path) -> str:
     path = os.fspath(path)
     df[cols].to_csv(path, sep='\t', index=False, float_format='%.6g')
     return path
+
+
+# ---------------------------------------------------------------------------
+# from a results file
+
+SUFFIXES = ('.bed', '.tsv')
+
+
+def check_outputs(outputs: Sequence[str], has_ranges: bool, path: str = 'the results file') -> list:
+    """The output paths, checked before anything is computed: ``.bed`` and ``.tsv``
+    files only, not twice, a BED only when the regions' genomic coordinates are known."""
+    outputs = [os.fspath(o) for o in outputs]
+    if not outputs:
+        raise ValueError("-o: give an output file (.bed and/or .tsv)")
+    for o in outputs:
+        if not o.lower().endswith(SUFFIXES):
+            raise ValueError(f"-o {o}: expected a .bed or .tsv file")
+    if len({os.path.abspath(o) for o in outputs}) < len(outputs):
+        raise ValueError(f"-o: the same file twice ({' '.join(outputs)})")
+    beds = [o for o in outputs if o.lower().endswith('.bed')]
+    if beds and not has_ranges:
+        raise ValueError(f"-o {beds[0]}: {path} has no metadata/ranges (chr, start, end), so seqlets have no "
+                         f"genomic coordinates; rerun with --keep_metadata, or write a .tsv only")
+    return outputs
+
+
+def _per_position(res, block):
+    """Projected attributions summed over the alphabet, ``(N, L)`` float32, read ``block`` rows at a time."""
+    n, _, L = res.require_attributions()
+    if res.attributions_are_hypothetical and 'hypothetical' not in res.shapes and not res.has_sequences:
+        raise ValueError(f"{res.path}: the attributions are hypothetical and the file has no inputs to "
+                         f"project them onto the sequence; rerun with --keep_inputs")
+    X = numpy.empty((n, L), dtype=numpy.float32)
+    for s in range(0, n, block):
+        rows = numpy.arange(s, min(n, s + block))
+        X[rows] = res.projected(rows).sum(axis=1)
+    return X
+
+
+def results_seqlets(results, motifs=None, query: str = 'attribution', threshold: float = 0.01,
+                    min_len: int = 4, max_len: int = 25, flanks: int = 0, n_bins: int = 1000,
+                    max_qvalue: float = 0.05, strand: Optional[str] = None, anchor: str = 'exact',
+                    genomic: bool = True, block: int = 1024) -> pandas.DataFrame:
+    """Seqlets of a deeplift-shap results file, named by motif and placed on the genome.
+
+    Reads ``attributions`` (projected onto the sequence, :meth:`Results.projected`),
+    sums them over the alphabet and calls seqlets with
+    :func:`kipoi_tanger.seqlet.recursive_seqlets` (positive seqlets only, as
+    tangermeme); names them with :func:`name_seqlets` when ``motifs`` is given
+    (``query="onehot"`` reads the sequences, ``inputs``); places them with
+    :func:`genomic_seqlets` when the file has region metadata.
+
+    Parameters
+    ----------
+    results : str or Results
+        A ``kipoi-tanger deeplift-shap`` HDF5 file.
+    motifs : str or dict, optional
+        A MEME motif file (or ``{name: PWM}``).
+    query, max_qvalue
+        As in :func:`name_seqlets`.
+    threshold, min_len, max_len, flanks, n_bins
+        ``recursive_seqlets``' ``threshold``, ``min_seqlet_len``,
+        ``max_seqlet_len``, ``additional_flanks`` and ``n_bins``.
+    strand : {None, 'rc', 'forward'}
+        Whether the dataloader reverse-complemented minus-strand regions, when
+        the file does not tell (:meth:`Results.reverse_minus`).
+    anchor : {'exact', 'center'}
+        The input covers its region exactly, or its central bases.
+    genomic : bool, default True
+        Place the seqlets on the genome (when the file has region metadata).
+    block : int, default 1024
+        Regions read at a time.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``example_idx`` (row of the file), ``start``, ``end`` (input positions),
+        ``attribution``, ``p-value``, ``region_id``; the :func:`name_seqlets`
+        columns with ``motifs``; ``chrom``, ``chrom_start``, ``chrom_end``,
+        ``strand`` when placed. Ranked by p-value, as called.
+    """
+    from ..seqlet import recursive_seqlets
+    from .results import Results
+    res = results if isinstance(results, Results) else Results(results)
+    n, A, L = res.require_attributions()
+    if query not in ('attribution', 'onehot'):
+        raise ValueError(f"--query: expected attribution or onehot, got {query!r}")
+    if query == 'onehot' and motifs is not None and not res.has_sequences:
+        raise ValueError(f"--query onehot: {res.path} has no inputs (the sequences); rerun with "
+                         f"--keep_inputs or use --query attribution")
+    if motifs is not None and not isinstance(motifs, dict):
+        motifs = read_motifs(motifs, alphabet_size=A)
+    reverse = res.reverse_minus(strand) if genomic and res.ranges is not None else True
+    X = _per_position(res, block)
+    calls = recursive_seqlets(X, threshold=threshold, min_seqlet_len=min_len, max_seqlet_len=max_len,
+                              additional_flanks=flanks, n_bins=n_bins)
+    del X
+    calls = calls.reset_index(drop=True)
+    if motifs is not None:
+        parts = []
+        ex = calls['example_idx'].to_numpy()
+        for s in range(0, n, block):
+            sel = numpy.flatnonzero((ex >= s) & (ex < s + block))
+            if not len(sel):
+                continue
+            rows = numpy.arange(s, min(n, s + block))
+            sub = calls.iloc[sel].assign(example_idx=ex[sel] - s)
+            kw = ({'X': res.sequences(rows)} if query == 'onehot' else {'attributions': res.projected(rows)})
+            named = name_seqlets(sub, motifs, query=query, max_qvalue=max_qvalue, **kw)
+            parts.append(named.assign(example_idx=ex[sel]))
+        if parts:
+            calls = pandas.concat(parts).sort_index()
+        else:
+            calls = name_seqlets(calls, motifs, attributions=numpy.zeros((0, A, L)), max_qvalue=max_qvalue)
+    if genomic and res.ranges is not None:
+        try:
+            calls = genomic_seqlets(calls, res.ranges, L, anchor=anchor, reverse_minus=reverse)
+        except ValueError as e:
+            raise ValueError(f"{res.path}: {e}".replace("pass anchor='center'", "pass --anchor center")) from None
+    else:
+        calls['region_id'] = res.ids[calls['example_idx'].to_numpy(dtype=numpy.int64)] if len(calls) else \
+            numpy.zeros(0, dtype=str)
+    return calls.reset_index(drop=True)
+
+
+def write_seqlets(seqlets: pandas.DataFrame, outputs: Sequence[str], bed_extra: bool = False) -> list:
+    """Write seqlets to ``.bed`` (:func:`write_bed`) and ``.tsv`` (:func:`write_tsv`) files.
+
+    Every file is written next to its destination under a temporary name and
+    renamed once all are complete: an error leaves no partial output.
+
+    Returns
+    -------
+    list of str
+        ``outputs``.
+    """
+    outputs = check_outputs(outputs, 'chrom' in seqlets)
+    tmps = []
+    try:
+        for o in outputs:
+            parent = os.path.dirname(os.path.abspath(o))
+            os.makedirs(parent, exist_ok=True)
+            tmp = os.path.join(parent, f".{os.path.basename(o)}.partial")
+            tmps.append(tmp)
+            if o.lower().endswith('.bed'):
+                write_bed(seqlets, tmp, extra_columns=bed_extra)
+            else:
+                write_tsv(seqlets, tmp)
+        for tmp, o in zip(tmps, outputs):
+            os.replace(tmp, o)
+    finally:
+        for tmp in tmps:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    return outputs

@@ -1,8 +1,8 @@
 """Genome-browser tracks: per-base values placed at their regions' genomic
 coordinates, written as bigWig (pyBigWig) or bedGraph.
 
-Inputs are what kipoi_tanger's result files hold, but nothing here reads an
-HDF5 file: ``values`` is an ``(N, L)`` array (per-base attributions, ISM scores,
+Inputs are what kipoi_tanger's result files hold; only :func:`export_track`
+(``kipoi-tanger export bigwig|bedgraph``) reads an HDF5 file. ``values`` is an ``(N, L)`` array (per-base attributions, ISM scores,
 a profile prediction) or an ``(N, A, L)`` one reduced over the alphabet with
 :func:`per_base`, and ``ranges`` the regions' metadata as Kipoi writes it
 (``metadata/ranges/{chr, start, end, strand, id}``), see :func:`regions`.
@@ -38,7 +38,7 @@ from typing import Iterator, Mapping, Optional, Tuple, Union
 import numpy
 
 __all__ = ['Regions', 'regions', 'read_chrom_sizes', 'per_base', 'place', 'track_intervals',
-           'write_bigwig', 'write_bedgraph']
+           'write_bigwig', 'write_bedgraph', 'export_track', 'track_values', 'ISM_DATASETS']
 
 _STRANDS = {'+': '+', '-': '-', '*': '.', '.': '.', '': '.'}
 
@@ -399,3 +399,215 @@ def write_bedgraph(path, values, ranges, chrom_sizes=None, anchor: str = 'exact'
             fh.writelines(f"{c}\t{start + a}\t{start + b}\t{v[a]:.9g}\n"
                           for a, b in zip(lo.tolist(), hi.tolist()))
     return path
+
+
+# ---------------------------------------------------------------------------
+# from a results file
+
+#: where the values of ``--values ism`` are looked for, in this order: the ISM op's
+#: ``ism`` dataset ``(N, A, W)`` or ``(N, W)``, else ``attributions`` of a file whose
+#: ``op`` attribute is ``ism`` (or ``saturation-mutagenesis``)
+ISM_DATASETS = ('ism', 'attributions')
+ISM_OPS = ('ism', 'saturation-mutagenesis')
+
+
+def _reduce_scores(res, name, rows, how, hypothetical):
+    from .results import ResultsError
+    v = res._read(name, rows).astype(numpy.float32, copy=False)
+    if v.ndim == 2:
+        return v.astype(numpy.float64)
+    if how == 'observed':
+        x = res.sequences(rows)
+        if x is None:
+            raise ResultsError(f"{res.path}: --reduce observed needs the sequences (inputs); rerun with "
+                               f"--keep_inputs")
+        if x.shape != v.shape:
+            raise ResultsError(f"{res.path}: inputs give one-hot {x.shape[1:]} per region, '{name}' "
+                               f"{v.shape[1:]}")
+        return per_base(v, x, 'observed')
+    return per_base(v, how=how)
+
+
+def track_values(results, values: str = 'attributions', reduce: Optional[str] = None,
+                 task=None, block: int = 1024):
+    """Per-base values of a results file, ``(N, W)`` float64, and where they start in the input.
+
+    Parameters
+    ----------
+    results : str or Results
+    values : str
+        ``attributions`` (deeplift-shap), ``ism`` (the ISM op's dataset, see
+        :data:`ISM_DATASETS`) or ``preds/<output>`` (a profile output, by its
+        schema name or its dataset key, e.g. ``preds/profile`` or ``preds/0``).
+    reduce : {None, 'sum', 'observed', 'mean'}
+        How ``(N, A, L)`` scores become one value per base (:func:`per_base`).
+        Default: ``sum`` for projected scores (the observed base's value),
+        ``observed`` for hypothetical ones (reads ``inputs``). ``sum`` of
+        hypothetical scores (no base's score) is refused.
+    task : int or str, optional
+        For a profile output ``(N, T, L)``: the track (index or column label);
+        needed when ``T > 1``.
+
+    Returns
+    -------
+    (numpy.ndarray, int, str, bool)
+        The values, the input position of their first column (an ISM window's
+        start, else 0), a description (``attributions, sum over ACGT``), and
+        whether they are an ``(N, L)`` output, whose columns may be targets
+        rather than bases.
+    """
+    from .results import Results, ResultsError
+    res = results if isinstance(results, Results) else Results(results)
+    if values in ('attributions', 'ism'):
+        if values == 'attributions':
+            n, A, L = res.require_attributions()
+            name, hyp = 'attributions', res.attributions_are_hypothetical
+        else:
+            name = next((d for d in ISM_DATASETS if d in res.shapes and (d == 'ism' or res.op in ISM_OPS)),
+                        None)
+            if name is None:
+                raise ResultsError(f"{res.path}: --values ism: no 'ism' dataset (op: {res.op}); expected "
+                                   f"the output of kipoi-tanger ism")
+            hyp = bool(res.parameters.get('hypothetical', False))
+        shape = res.shapes[name]
+        if len(shape) not in (2, 3):
+            raise ResultsError(f"{res.path}: '{name}' has shape {shape}; expected (N, A, L) or (N, L)")
+        if reduce is None:
+            reduce = 'observed' if hyp and len(shape) == 3 else 'sum'
+        if reduce not in ('sum', 'observed', 'mean'):
+            raise ResultsError(f"--reduce: expected sum, observed or mean, got {reduce!r}")
+        if reduce == 'sum' and hyp and len(shape) == 3:
+            raise ResultsError(f"{res.path}: '{name}' holds hypothetical scores (every base at every position): "
+                               f"their sum is no base's score; use --reduce observed (the sequence's bases, "
+                               f"reads inputs) or --reduce mean")
+        out = numpy.empty(shape[:1] + shape[-1:], dtype=numpy.float64)
+        for s in range(0, shape[0], block):
+            rows = numpy.arange(s, min(shape[0], s + block))
+            out[rows] = _reduce_scores(res, name, rows, reduce, hyp)
+        start = 0
+        if values == 'ism' and res.parameters.get('start') not in (None, ''):
+            start = int(res.parameters['start'])
+        alphabet = ''.join(res.alphabet)
+        how = {'sum': f'sum over {alphabet}', 'observed': 'the sequence\'s base', 'mean': f'mean over {alphabet}'}
+        return out, start, f"{name}, {how[reduce]}" if len(shape) == 3 else name, False
+    if values == 'preds' or values.startswith('preds/'):
+        key = values[6:]
+        cands = [d for d in res.shapes if d == 'preds' or d.startswith('preds/')]
+        name = next((d for d in cands if d == values), None) or next(
+            (d for d in cands if key and res.output_name(d) == key), None)
+        if name is None:
+            raise ResultsError(f"{res.path}: --values {values}: no such output; the file has "
+                               f"{', '.join(res.output_name(d) for d in sorted(cands)) or 'no preds'}")
+        shape = res.shapes[name]
+        if reduce is not None:
+            raise ResultsError("--reduce: only for attributions and ism (a profile output has one value per base)")
+        label = res.output_name(name)
+        if len(shape) == 3:
+            names = res.column_names(name, shape[1])
+            if task is None:
+                if shape[1] != 1:
+                    raise ResultsError(f"--values {values}: {shape[1]} tracks ({', '.join(names[:5])}"
+                                       f"{'...' if shape[1] > 5 else ''}); choose one with --task")
+                t = 0
+            elif str(task) in names:
+                t = names.index(str(task))
+            elif str(task).lstrip('-').isdigit() and 0 <= int(task) < shape[1]:
+                t = int(task)
+            else:
+                raise ResultsError(f"--task {task}: expected an index below {shape[1]} or one of "
+                                   f"{', '.join(names[:10])}")
+            out = numpy.empty((shape[0], shape[2]), dtype=numpy.float64)
+            for s in range(0, shape[0], block):
+                rows = numpy.arange(s, min(shape[0], s + block))
+                out[rows] = res._read(name, rows)[:, t]
+            return out, 0, f"{label}, track {names[t]}", False
+        if len(shape) != 2 or task not in (None, 0, '0'):
+            raise ResultsError(f"{res.path}: --values {values}: '{name}' has shape {shape}; expected a profile "
+                               f"(N, L) or (N, tracks, L)" + (" (--task is for (N, tracks, L))" if len(shape) == 2
+                                                                else ""))
+        return res._read(name).astype(numpy.float64), 0, label, True
+    raise ResultsError(f"--values: expected attributions, ism or preds/<output>, got {values!r}")
+
+
+def _window_ranges(res, start, width, reverse_minus):
+    """The regions cut to the input positions ``[start, start + width)`` (exact placement)."""
+    r = regions(res.ranges)
+    rev = (r.strand == '-') & bool(reverse_minus)
+    new_s = numpy.where(rev, r.end - start - width, r.start + start)
+    return Regions(r.chrom, new_s, new_s + width, r.strand, r.id)
+
+
+def export_track(path: str, output: str, chrom_sizes, fmt: Optional[str] = None, values: str = 'attributions',
+                 reduce: Optional[str] = None, task=None, anchor: Optional[str] = None,
+                 out_of_bounds: str = 'error', strand: Optional[str] = None,
+                 track_line: Optional[str] = None) -> dict:
+    """Write per-base values of a results file as a bigWig or bedGraph track.
+
+    Parameters
+    ----------
+    path : str
+        HDF5 results with region metadata (``--keep_metadata``).
+    output : str
+        The track file; written under a temporary name and renamed when complete.
+    chrom_sizes : str
+        A chrom-sizes file, a ``.fai`` index or an indexed FASTA (:func:`read_chrom_sizes`).
+    fmt : {'bigwig', 'bedgraph'}, optional
+        Default from the suffix (``.bw``/``.bigwig``, else bedGraph).
+    values, reduce, task
+        What to write (:func:`track_values`).
+    anchor : {'exact', 'center'}, optional
+        Default ``exact``, ``center`` for ``preds/...`` (a profile head covers the
+        central bases of the input).
+    out_of_bounds, strand
+        Bases past a chromosome end (:func:`track_intervals`); whether minus-strand
+        regions were reverse-complemented (:meth:`Results.reverse_minus`).
+    track_line : str, optional
+        bedGraph only: a first ``track ...`` line.
+
+    Returns
+    -------
+    dict
+        ``{'output', 'format', 'values' (description), 'regions', 'reverse_minus'}``.
+    """
+    from .results import Results, ResultsError
+    res = Results(path)
+    fmt = fmt or ('bigwig' if output.lower().endswith(('.bw', '.bigwig')) else 'bedgraph')
+    if fmt not in ('bigwig', 'bedgraph'):
+        raise ResultsError(f"format: expected bigwig or bedgraph, got {fmt!r}")
+    if res.ranges is None:
+        raise ResultsError(f"{res.path}: no metadata/ranges (chr, start, end): the values have no genomic "
+                           f"coordinates; rerun with --keep_metadata")
+    if track_line is not None and fmt != 'bedgraph':
+        raise ResultsError("--track_line: bedGraph only")
+    sizes, _ = _sizes(chrom_sizes)
+    reverse = res.reverse_minus(strand)
+    vals, start, what, columns = track_values(res, values, reduce, task)
+    if anchor is None and columns:
+        widths = sorted(set((res.ranges['end'] - res.ranges['start']).tolist()))
+        if widths != [vals.shape[1]]:
+            raise ResultsError(f"{res.path}: --values {values} has {vals.shape[1]} value(s) per region, not one "
+                               f"per base of its {'/'.join(map(str, widths[:3]))}-bp regions: separate targets "
+                               f"make no track; if they are a profile of the regions' central bases, pass "
+                               f"--anchor center")
+    anchor = anchor or ('center' if values.startswith('preds') else 'exact')
+    ranges = res.ranges
+    if start:       # an ISM window [start, start + W) of the input
+        ranges = _window_ranges(res, start, vals.shape[1], reverse)
+    parent = os.path.dirname(os.path.abspath(output))
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".{os.path.basename(output)}.partial")
+    try:
+        try:
+            if fmt == 'bigwig':
+                write_bigwig(tmp, vals, ranges, chrom_sizes, anchor, out_of_bounds, reverse)
+            else:
+                write_bedgraph(tmp, vals, ranges, chrom_sizes, anchor, out_of_bounds, reverse, track_line)
+        except ValueError as e:
+            raise ResultsError(f"{res.path}: {e}".replace("pass anchor='center'", "pass --anchor center")
+                               .replace("pass out_of_bounds='clip'", "pass --out_of_bounds clip")) from None
+        os.replace(tmp, output)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return {'output': output, 'format': fmt, 'values': what, 'regions': len(vals), 'reverse_minus': reverse,
+            'chromosomes': len(sizes)}
