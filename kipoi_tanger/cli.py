@@ -8,7 +8,7 @@ Commands:
   (:func:`kipoi_tanger.run.run`);
 * ``info`` (what the model declares and what was inferred), ``merge`` (join
   ``--shard`` outputs);
-* the tools: ``plot``, ``report``, ``export``, ``init``, ``test``, ``zoo``, ``demo``.
+* the tools: ``plot``, ``report``, ``seqlets``, ``export``, ``init``, ``test``, ``zoo``, ``demo``.
 
 Third-party packages add commands through the ``kipoi_tanger.commands``
 entry-point group (a callable ``f(register)``; see :func:`register_command`).
@@ -286,10 +286,12 @@ def _cfg_plot(p):
     a.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     a.add_argument("--format", nargs="+", default=list(FORMATS), choices=FORMATS)
     a.add_argument("--dpi", type=int, default=100)
-    m = sub.add_parser("marginalize", help="before/after distributions of marginalize outputs",
-                       description="Histograms of predictions before and after inserting the motif, "
-                                   "per output (and product axis).")
-    m.add_argument("h5", metavar="OUT.h5", help="kipoi-tanger marginalize output")
+    _strand_argument(a)
+    m = sub.add_parser("marginalize", help="before/after of marginalize, ablate or space outputs",
+                       description="Per model output (by its schema name): histograms before and after "
+                                   "and each region's before vs after (marginalize; ablate: after = the "
+                                   "mean over the shuffles), or each region's change per spacing (space).")
+    m.add_argument("h5", metavar="OUT.h5", help="kipoi-tanger marginalize, ablate or space output")
     m.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     m.add_argument("--format", nargs="+", default=list(FORMATS), choices=FORMATS)
     m.add_argument("--dpi", type=int, default=100)
@@ -299,7 +301,7 @@ def _run_plot(a):
     from .tools.plot import plot_attributions, plot_marginalize
     if a.plot_command == "attributions":
         paths = plot_attributions(a.h5, a.output, regions=a.regions, top=a.top, window=a.window,
-                                  formats=a.format, dpi=a.dpi)
+                                  formats=a.format, dpi=a.dpi, strand=a.strand)
     else:
         paths = plot_marginalize(a.h5, a.output, formats=a.format, dpi=a.dpi)
     for path in paths:
@@ -315,17 +317,102 @@ def _cfg_report(p):
                    help=f"logos of the K regions with the largest total |attribution| (default {DEFAULT_TOP})")
     p.add_argument("--logo-width", type=int, default=LOGO_WIDTH, metavar="BP",
                    help=f"positions per logo (default {LOGO_WIDTH})")
+    p.add_argument("--motifs", default=None, metavar="MOTIFS.meme",
+                   help="name the top seqlets by their best TOMTOM match in this MEME motif file")
+    _strand_argument(p)
 
 
 def _run_report(a):
     from .tools.report import write_report
-    print(write_report(a.h5, a.output, top=a.top, logo_width=a.logo_width))
+    print(write_report(a.h5, a.output, top=a.top, logo_width=a.logo_width, motifs=a.motifs, strand=a.strand))
+    return 0
+
+
+def _strand_argument(p):
+    p.add_argument("--strand", choices=("rc", "forward"), default=None,
+                   help="whether the dataloader reverse-complemented minus-strand regions (rc) or not "
+                        "(forward); needed only when the file does not tell (its dataloader and use_strand)")
+
+
+def _cfg_seqlets(p):
+    p.add_argument("h5", metavar="OUT.h5", help="kipoi-tanger deeplift-shap output")
+    p.add_argument("-o", "--output", dest="outputs", nargs="+", required=True, metavar="FILE",
+                   help="seqlets.bed (BED6: motif name, score -10 log10 p, strand; needs --keep_metadata) "
+                        "and/or seqlets.tsv (every column)")
+    p.add_argument("--motifs", default=None, metavar="MOTIFS.meme",
+                   help="MEME motif file: name each seqlet by its best TOMTOM match (memelite)")
+    p.add_argument("--query", choices=("attribution", "onehot"), default="attribution",
+                   help="what TOMTOM compares with the motifs: the seqlet's attributions (default) or its "
+                        "one-hot sequence (needs --keep_inputs; tangermeme's annotate_seqlets)")
+    p.add_argument("--threshold", type=float, default=0.01,
+                   help="p-value cutoff of every span inside a seqlet (default 0.01)")
+    p.add_argument("--min_len", type=int, default=4, help="shortest seqlet (default 4)")
+    p.add_argument("--max_len", type=int, default=25, help="longest seqlet (default 25)")
+    p.add_argument("--flanks", type=int, default=0, help="positions added on each side (default 0)")
+    p.add_argument("--n_bins", type=int, default=1000, help="attribution bins of the null (default 1000)")
+    p.add_argument("--max_qvalue", type=float, default=0.05,
+                   help="a seqlet is named when its best match's q-value is at most this (default 0.05)")
+    p.add_argument("--anchor", choices=("exact", "center"), default="exact",
+                   help="the input covers its region exactly (default) or its central bases")
+    p.add_argument("--bed_extra", action="store_true",
+                   help="BED: add the other columns after a '#' header line (not for genome browsers)")
+    _strand_argument(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+
+
+def _run_seqlets(a):
+    from .tools.results import Results
+    from .tools.seqlets import check_outputs, results_seqlets, write_seqlets
+    res = Results(a.h5)
+    res.require_attributions()
+    outputs = check_outputs(a.outputs, res.ranges is not None, res.path)
+    df = results_seqlets(res, motifs=a.motifs, query=a.query, threshold=a.threshold, min_len=a.min_len,
+                         max_len=a.max_len, flanks=a.flanks, n_bins=a.n_bins, max_qvalue=a.max_qvalue,
+                         strand=a.strand, anchor=a.anchor)
+    write_seqlets(df, outputs, bed_extra=a.bed_extra)
+    for path in outputs:
+        print(path)
+    if not a.quiet:
+        named = ""
+        if "named" in df:
+            counts = df.loc[df["named"], "motif"].value_counts()
+            named = "; named: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "none") + \
+                f", unnamed {int((~df['named']).sum())}"
+        print(f"{PROG}: {len(df)} seqlets in {df['example_idx'].nunique() if len(df) else 0} of {res.n} "
+              f"regions{named}", file=sys.stderr)
     return 0
 
 
 def _cfg_export(p):
-    sub = p.add_subparsers(dest="export_command", metavar="{modisco}")
+    sub = p.add_subparsers(dest="export_command", metavar="{modisco,bigwig,bedgraph}")
     sub.required = True
+    for fmt, ext in (("bigwig", "out.bw"), ("bedgraph", "out.bedGraph")):
+        t = sub.add_parser(fmt, help=f"per-base values at the regions' genomic coordinates as a {fmt} track",
+                           description="Attributions (per base), ISM scores or a profile output placed on the "
+                                       "genome from the regions' metadata (--keep_metadata); overlapping regions "
+                                       "are averaged; a minus-strand region's values are reversed when the "
+                                       "dataloader reverse-complemented it.")
+        t.add_argument("h5", metavar="OUT.h5", help="kipoi-tanger output with metadata/ranges")
+        t.add_argument("-o", "--output", required=True, metavar=ext.upper(), help=f"the track ({ext})")
+        t.add_argument("--chrom_sizes", required=True, metavar="FILE",
+                       help="chromosome sizes: a chrom-sizes file, a .fai index or an indexed FASTA")
+        t.add_argument("--values", default="attributions", metavar="WHAT",
+                       help="attributions (default), ism (the ism op's 'ism' dataset) or preds/<output> "
+                            "(a profile output by name, e.g. preds/profile)")
+        t.add_argument("--reduce", choices=("sum", "observed", "mean"), default=None,
+                       help="attributions/ism per base: sum over the alphabet (default for projected scores), "
+                            "observed = the sequence's base (default for hypothetical ones; reads inputs), mean")
+        t.add_argument("--task", default=None, metavar="INDEX|LABEL",
+                       help="the track of a (tasks, L) profile output")
+        t.add_argument("--anchor", choices=("exact", "center"), default=None,
+                       help="values cover the region exactly (default) or its central bases (default for "
+                            "preds/<output>)")
+        t.add_argument("--out_of_bounds", choices=("error", "clip"), default="error",
+                       help="bases past a chromosome end: an error (default) or dropped")
+        _strand_argument(t)
+        if fmt == "bedgraph":
+            t.add_argument("--track_line", nargs="?", const="", default=None, metavar="TEXT",
+                           help="write a first 'track' line (default text: track type=bedGraph name=<file>)")
     m = sub.add_parser("modisco", help="one-hot sequences + hypothetical attributions for tfmodisco-lite",
                        description="Write PREFIX_ohe.npz and PREFIX_shap.npz ((N, 4, L) arrays under "
                                    "'arr_0') for `modisco motifs -s ... -a ...`, and PREFIX_regions.bed.")
@@ -335,6 +422,17 @@ def _cfg_export(p):
 
 def _run_export(a):
     import warnings
+    if a.export_command in ("bigwig", "bedgraph"):
+        from .tools.tracks import export_track
+        line = a.track_line if getattr(a, "track_line", None) is None or a.track_line else \
+            f"track type=bedGraph name={os.path.basename(a.output).split('.')[0]}"
+        out = export_track(a.h5, a.output, a.chrom_sizes, fmt=a.export_command, values=a.values, reduce=a.reduce,
+                           task=a.task, anchor=a.anchor, out_of_bounds=a.out_of_bounds, strand=a.strand,
+                           track_line=line)
+        print(out["output"])
+        print(f"# {out['values']} of {out['regions']} regions"
+              + ("; minus-strand regions reversed" if out["reverse_minus"] else ""))
+        return 0
     from .tools.export import export_modisco
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
@@ -460,10 +558,14 @@ def _run_demo(a):
 _TOOLS = (
     ("info", "what the model declares and what kipoi-tanger inferred", _cfg_info, _run_info),
     ("merge", "join --shard outputs into the single-run file", _cfg_merge, _run_merge),
-    ("plot", "attribution logos or marginalization before/after distributions (PNG, SVG)", _cfg_plot, _run_plot),
+    ("plot", "attribution logos in genomic coordinates, or before/after plots of marginalize, ablate, space "
+             "(PNG, SVG)", _cfg_plot, _run_plot),
     ("report", "self-contained HTML report of a results file (images embedded, no network)", _cfg_report,
      _run_report),
-    ("export", "export results for other tools (modisco: tfmodisco-lite inputs)", _cfg_export, _run_export),
+    ("seqlets", "seqlets of deeplift-shap attributions, named by motif (MEME file, TOMTOM), as BED/TSV", _cfg_seqlets,
+     _run_seqlets),
+    ("export", "export results for other tools (modisco: tfmodisco-lite inputs; bigwig, bedgraph: genome-browser "
+               "tracks)", _cfg_export, _run_export),
     ("init", "create a new zoo model dir from a template (weights + expect file included)", _cfg_init, _run_init),
     ("zoo", "where the shipped example zoo, templates, dataloaders and workflows lie (+ a Kipoi source line)",
      _cfg_zoo, _run_zoo),
