@@ -15,10 +15,10 @@ import queue
 import threading
 from typing import Iterator, Optional, Protocol, Tuple
 
-from .errors import AdapterError
+from .errors import AdapterError, one_line
 
 __all__ = ["BatchSource", "DataloaderSource", "iteration_mode", "batches", "n_rows", "slice_batch", "grouped", "prefetch",
-           "concat_batches", "first_batch"]
+           "concat_batches", "first_batch", "named_errors", "loader_error"]
 
 Batch = dict
 
@@ -175,6 +175,30 @@ def grouped(it: Iterator[Tuple[Batch, int]], limit: int, max_bytes: int) -> Iter
         yield concat_batches(group), units
 
 
+def loader_error(e: BaseException) -> str:
+    """``Type: message`` of an exception a dataloader raised, in one line (for an error
+    re-raised from a DataLoader worker process: the original exception's last line)."""
+    msg = str(e)
+    if msg.startswith("Caught ") and "Original Traceback" in msg:
+        last = [line.strip() for line in msg.splitlines() if line.strip()][-1]
+        head, sep, rest = last.partition(": ")
+        if sep and " " not in head:
+            return f"{head.rsplit('.', 1)[-1]}: {rest}"
+        return f"{type(e).__name__}: {last}"
+    return f"{type(e).__name__}: {one_line(e)}"
+
+
+def named_errors(it: Iterator, label: str) -> Iterator:
+    """Yield from ``it``; an exception the dataloader raises while loading becomes one
+    :class:`AdapterError` line naming ``label`` (the original is chained for debugging)."""
+    try:
+        yield from it
+    except AdapterError:
+        raise
+    except Exception as e:
+        raise AdapterError(f"{label}: {loader_error(e)}") from e
+
+
 class BatchSource(Protocol):
     """What the run loop needs from the regions of a run (an op may bring its own, see
     :meth:`kipoi_tanger.ops.base.Op.batch_source`; :class:`DataloaderSource` is the default).
@@ -243,8 +267,10 @@ class DataloaderSource:
 
     def batches(self, batch_size: int, num_workers: int, start: int, stop: Optional[int]
                 ) -> Iterator[Tuple[Batch, int]]:
-        """``(batch, units)`` for units ``start..stop``, see :func:`batches`."""
-        return batches(self.dl, self.mode, batch_size, num_workers, start, stop)
+        """``(batch, units)`` for units ``start..stop``, see :func:`batches`; what the dataloader
+        raises while loading is one :class:`AdapterError` line naming it."""
+        label = f"dataloader {self.target.dataloader_name or self.target.Dl.__name__}"
+        return named_errors(batches(self.dl, self.mode, batch_size, num_workers, start, stop), label)
 
 
 def first_batch(target, kwargs: dict, batch_size: int) -> Batch:

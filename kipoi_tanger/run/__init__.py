@@ -9,8 +9,8 @@
 """
 from ..adapter.errors import RunError
 from .journal import Journal
-from .loop import RunOptions, run, sequence_dataset
+from .loop import RunOptions, check_device, run, sequence_dataset
 from .merge import merge
 from .result import RunResult
 
-__all__ = ["run", "merge", "RunOptions", "RunResult", "RunError", "Journal", "sequence_dataset"]
+__all__ = ["run", "merge", "RunOptions", "RunResult", "RunError", "Journal", "check_device", "sequence_dataset"]

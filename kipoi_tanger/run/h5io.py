@@ -294,16 +294,76 @@ def table_columns(flat: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     return cols
 
 
-def write_tsv(path: str, batches: Iterable[Dict[str, np.ndarray]]) -> None:
-    """Write flat batches (``{name: array}``) exactly as Kipoi's ``TsvBatchWriter``
-    does (flattened ``a/b/0`` columns, sorted), without its pandas-deprecated
-    in-place sort."""
+_RANGES = ("chr", "start", "end", "id", "strand")
+
+
+def _natural(name: str):
+    """Sort key comparing the digit runs of a name as numbers (``preds/2`` before ``preds/10``)."""
+    import re
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", name) if p]
+
+
+def tsv_names(names: Iterable[str], output_names: Iterable[str] = (), column_labels: Optional[dict] = None
+              ) -> Dict[str, Tuple[str, Optional[list]]]:
+    """The TSV's datasets in column order, each with its column name prefix and the labels of its first axis.
+
+    Order: the regions' ``metadata/ranges`` (chr, start, end, id, strand), other
+    metadata, the outputs (``preds...``) in the model's output order, then the
+    rest; digits compare as numbers. ``preds/<i>`` of a list output is named
+    ``preds/<output name>``; the schema's ``column_labels`` (``{output name:
+    [labels]}``) name the columns of an output's first axis (``preds/CTCF``
+    instead of ``preds/0``).
+    """
+    names, outs = list(names), [str(n) for n in output_names]
+    labels = column_labels or {}
+
+    def output(name):
+        key = name.partition("/")[2]
+        if not key:
+            return outs[0] if len(outs) == 1 else None
+        if key in outs:
+            return key
+        return outs[int(key)] if key.isdigit() and int(key) < len(outs) else None
+
+    def order(name):
+        if name.startswith("metadata/ranges/") and name[16:] in _RANGES:
+            return (0, _RANGES.index(name[16:]), [])
+        if name.startswith("metadata/"):
+            return (1, 0, _natural(name))
+        if name == "preds" or name.startswith("preds/"):
+            out = output(name)
+            return (2, outs.index(out) if out in outs else len(outs), _natural(name))
+        return (3, 0, _natural(name))
+
+    result = {}
+    for name in sorted(names, key=order):
+        out = output(name) if name == "preds" or name.startswith("preds/") else None
+        shown = name if name == "preds" or out is None else f"preds/{out}"
+        result[name] = (shown, list(labels[out]) if out in labels else None)
+    return result
+
+
+def write_tsv(path: str, batches: Iterable[Dict[str, np.ndarray]], output_names: Iterable[str] = (),
+              column_labels: Optional[dict] = None) -> None:
+    """Write flat batches (``{name: array}``) as a table with a header: flattened
+    ``a/b/0`` columns as Kipoi's ``TsvBatchWriter`` names them, in the model's
+    order instead of sorted as text (:func:`tsv_names`: regions first, outputs
+    in the model's order, ``preds/2`` before ``preds/10``), outputs named by the
+    schema (``output_names``, ``column_labels`` as recorded in the HDF5 file)."""
     import pandas as pd
-    first = True
+    first, plan = True, None
     for flat in batches:
-        df = pd.DataFrame(table_columns(flat))
-        df = df.sort_index(axis=1)
-        df.to_csv(path, sep="\t", index=False, header=first, mode="w" if first else "a")
+        if plan is None:
+            plan = tsv_names(flat, output_names, column_labels)
+        cols = {}
+        for name, (shown, labels) in plan.items():
+            arr = np.asarray(flat[name])
+            if labels is not None and arr.ndim >= 2 and arr.shape[1] == len(labels):
+                for j, label in enumerate(labels):
+                    cols.update(table_columns({f"{shown}/{label}": arr[:, j]}))
+            else:
+                cols.update(table_columns({shown: arr}))
+        pd.DataFrame(cols).to_csv(path, sep="\t", index=False, header=first, mode="w" if first else "a")
         first = False
     if first:
         open(path, "w").close()

@@ -39,14 +39,14 @@ from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import __version__
-from ..adapter.errors import RunError, suggest
+from ..adapter.errors import RunError, one_line, suggest
 from . import h5io
 from .journal import JOURNAL_FORMAT, Journal
 from .outputs import (TABLE_SUFFIXES, check_outputs, first_difference, make_parents, parse_shard, remove_dirs,
-                      shard_range)
+                      resolve_output, shard_range, write_error)
 from .result import RunResult
 
-__all__ = ["run", "RunOptions", "sequence_dataset", "GROUP_REGIONS", "GROUP_BYTES", "KILL_ENV", "PREFETCH_ENV"]
+__all__ = ["run", "RunOptions", "check_device", "sequence_dataset", "GROUP_REGIONS", "GROUP_BYTES", "KILL_ENV", "PREFETCH_ENV"]
 
 KILL_ENV = "KIPOI_TANGER_KILL_AFTER_BATCHES"   # testing hook: SIGKILL self after k committed batches
 PREFETCH_ENV = "KIPOI_TANGER_PREFETCH"         # "0": load batches in the loop's own thread
@@ -113,7 +113,46 @@ class RunOptions:
         w = self.num_workers
         if isinstance(w, bool) or not isinstance(w, int) or w < 0:
             raise RunError(f"--num_workers: expected a non-negative integer, got {w!r}")
+        check_device(self.device)
         return self
+
+
+def check_device(device) -> None:
+    """Refuse, in one line, a ``--device`` torch cannot use here (None = auto passes).
+
+    Parameters
+    ----------
+    device : str, torch.device or None
+        ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+
+    Raises
+    ------
+    RunError
+        Not a device string (``gpu0``), or a device this machine lacks
+        (``cuda:7`` without CUDA or with fewer GPUs, ``mps`` off macOS).
+    """
+    if device is None:
+        return
+    import torch
+    try:
+        dev = device if isinstance(device, torch.device) else torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise RunError(f"--device: {device!r} is not a torch device; expected cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cpu":
+        return
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA device is visible"
+            raise RunError(f"--device {device}: CUDA is not available ({why}); use --device cpu")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise RunError(f"--device {device}: {n} CUDA device(s) visible (cuda:0 to cuda:{n - 1})")
+        return
+    if dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise RunError(f"--device {device}: MPS (Apple GPU) is not available here; use --device cpu")
+        return
+    raise RunError(f"--device {device}: expected cpu, cuda, cuda:N or mps, got a {dev.type!r} device")
 
 
 OPTION_NAMES = tuple(f.name for f in dataclasses.fields(RunOptions))
@@ -180,8 +219,6 @@ def run(op, model, outputs: Union[str, Sequence[str]], params: Optional[Mapping]
     -------
     RunResult
     """
-    from ..adapter.target import KipoiTarget, load
-
     op_params = dict(params or {})
     opt_kwargs = dataclasses.asdict(options) if options is not None else {}
     for k, v in kwargs.items():
@@ -201,12 +238,25 @@ def run(op, model, outputs: Union[str, Sequence[str]], params: Optional[Mapping]
     outputs = op.output_files(check_outputs(outputs, op.writes_tables, op.extra_outputs))
     shard = parse_shard(opts.shard)
 
+    # every output's path is resolved once, before any work (`out/sub/../x.h5` with out/sub missing)
+    paths = [resolve_output(o) for o in outputs]
+    journal = Journal(paths[0] + ".partial", output=outputs[0])
+    try:
+        return _run(op, model, outputs, paths, journal, opts, switches, shard)
+    finally:
+        journal.unlock()
+
+
+def _run(op, model, outputs, paths, journal, opts, switches, shard):
+    from ..adapter.target import KipoiTarget, load
+
     # refuse before loading anything heavy
-    journal = Journal(os.path.abspath(outputs[0]) + ".partial")
-    existing = [o for o in outputs if os.path.exists(o)]
-    if journal.exists() and not opts.resume and not opts.overwrite:
-        raise RunError(f"{journal.path} is left by an interrupted run: pass --resume to continue it or "
-                       "--overwrite to start over")
+    existing = [o for o, p in zip(outputs, paths) if os.path.exists(p)]
+    if journal.exists():
+        journal.lock()          # a running run holds it: one line, whatever the flags
+        if not opts.resume and not opts.overwrite:
+            raise RunError(f"{journal.path} is left by an interrupted run: pass --resume to continue it or "
+                           "--overwrite to start over")
     if existing and not opts.overwrite and not (opts.resume and journal.exists()):
         raise RunError(f"{existing[0]} exists; pass --overwrite to replace it")
 
@@ -223,10 +273,9 @@ def run(op, model, outputs: Union[str, Sequence[str]], params: Optional[Mapping]
                 "outputs": [os.path.basename(o) for o in outputs], "version": __version__}
     fp = _fingerprint(identity)
 
-    if opts.overwrite and journal.exists() and not opts.resume:
-        journal.remove()
     seeded = op.uses_random_state
-    if opts.resume and journal.exists():
+    resuming = opts.resume and journal.exists()
+    if resuming:
         meta = journal.load()
         if meta.get("fingerprint") != fp:
             if journal.format < JOURNAL_FORMAT:
@@ -238,24 +287,84 @@ def run(op, model, outputs: Union[str, Sequence[str]], params: Optional[Mapping]
                            "repeat its exact command, or pass --overwrite to start over")
         if seeded:
             params["random_state"] = meta.get("random_state", params["random_state"])
-        created = make_parents(outputs)
-    else:
-        if seeded and params["random_state"] is None:
-            params["random_state"] = int(np.random.randint(0, 2**31 - 1))
-        created = make_parents(outputs)      # missing parent dirs, like most tools; removed if nothing is left
-        journal.create({"fingerprint": fp, "identity": json.loads(json.dumps(identity, default=str)),
-                        "random_state": params.get("random_state")})
+    elif seeded and params["random_state"] is None:
+        params["random_state"] = int(np.random.randint(0, 2**31 - 1))
     if seeded:
         op.set_random_state(params["random_state"])
 
+    # the regions, and their first batch checked against the model, before any output is created
+    batches = _Batches(tgt, op, dl_kwargs, shard, opts, switches, journal.units if resuming else 0)
     try:
-        result = _execute(tgt, op, params, outputs, journal, dl_kwargs, shard, opts, switches, identity)
-    except BaseException:
-        if not journal.batches:
-            journal.remove()    # nothing to resume: do not leave a stale journal behind
-            remove_dirs(created)
-        raise
-    return result
+        if not resuming:
+            if opts.overwrite and journal.exists():
+                journal.remove()
+            created = make_parents(paths)    # missing parent dirs, like most tools; removed if nothing is left
+            journal.create({"fingerprint": fp, "identity": json.loads(json.dumps(identity, default=str)),
+                            "random_state": params.get("random_state")})
+        else:
+            created = make_parents(paths)
+        try:
+            return _execute(tgt, op, params, outputs, paths, journal, batches, shard, opts, switches, identity)
+        except BaseException:
+            if not journal.batches:
+                journal.remove()    # nothing to resume: do not leave a stale journal behind
+                remove_dirs(created)
+            raise
+    finally:
+        batches.close()
+
+
+class _Batches:
+    """The run's batch source and its batch iterator, with the first batch read and checked.
+
+    The first batch is read when the run starts, before any output or journal
+    exists: it is checked against the model's schema (every input's shape,
+    ``None`` a wildcard; the sequence against the layout and alphabet), so a
+    dataloader that does not fit the model is one error line and nothing is
+    written. An empty dataloader is refused there too.
+    """
+
+    def __init__(self, tgt, op, dl_kwargs, shard, opts, switches, resumed):
+        from ..adapter.dataloading import prefetch
+        from ..adapter.schema_check import check_batch
+        self.source = source = op.batch_source(tgt, dl_kwargs)
+        self.units_total = source.units_total
+        self.start, self.stop = 0, self.units_total
+        if shard is not None:
+            reason = source.no_random_access()
+            if reason:
+                raise RunError(f"--shard: {reason}")
+            self.start, self.stop = shard_range(shard, self.units_total, source.shard_step(opts.batch_size))
+        if self.units_total is not None and self.units_total == 0:
+            raise RunError("dataloader: no regions to process (the dataloader is empty)")
+        self.resumed = resumed
+        self.it, self._started = None, False
+        self._source_it = it = source.batches(opts.batch_size, opts.num_workers, self.start + resumed, self.stop)
+        try:
+            first = next(it, None)
+            if first is None and shard is None and resumed == 0:
+                raise RunError("dataloader: no regions to process (the dataloader yielded nothing)")
+            if first is not None:
+                check_batch(tgt, source.items(first[0]))
+        except BaseException:
+            self.close()
+            raise
+        self.it = self._chain(first, it)
+        if opts.num_workers == 0 and switches.prefetch:
+            self.it = prefetch(self.it)
+
+    def _chain(self, first, it):
+        self._started = True
+        if first is not None:
+            yield first
+        yield from it
+
+    def close(self):
+        """Stop the iteration (the loading thread stops at once); safe to call twice."""
+        if self.it is not None:
+            self.it.close()
+        if not self._started and hasattr(self._source_it, "close"):
+            self._source_it.close()     # never handed to the loop (or its thread): close it here
 
 
 class _Progress:
@@ -293,27 +402,14 @@ class _Progress:
             self.bar.close()
 
 
-def _execute(tgt, op, params, outputs, journal, dl_kwargs, shard, opts, switches, identity):
-    from ..adapter.dataloading import grouped, n_rows, prefetch
+def _execute(tgt, op, params, outputs, paths, journal, batches, shard, opts, switches, identity):
+    from ..adapter.dataloading import grouped, n_rows
     from ..ops import RunContext
     batch_size = opts.batch_size
-    source = op.batch_source(tgt, dl_kwargs)
-    units_total = source.units_total
-    start, stop = 0, units_total
-    if shard is not None:
-        reason = source.no_random_access()
-        if reason:
-            raise RunError(f"--shard: {reason}")
-        start, stop = shard_range(shard, units_total, source.shard_step(batch_size))
-    if units_total is not None and units_total == 0:
-        raise RunError("dataloader: no regions to process (the dataloader is empty)")
-
-    resumed = journal.units
+    source, it = batches.source, batches.it
+    units_total, start, stop, resumed = batches.units_total, batches.start, batches.stop, batches.resumed
     ctx = RunContext(tgt, batch_size, device=opts.device, dtype=opts.dtype)
     op.bind(ctx)
-    it = source.batches(batch_size, opts.num_workers, start + resumed, stop)
-    if opts.num_workers == 0 and switches.prefetch:
-        it = prefetch(it)
     total = None if stop is None else stop - start
     committed_here = 0
     progress = _Progress(opts.verbose, total=total, initial=resumed, unit=source.unit, desc=op.name,
@@ -341,7 +437,15 @@ def _execute(tgt, op, params, outputs, journal, dl_kwargs, shard, opts, switches
         for batch, units in groups:
             rows = n_rows(batch)
             group.update(rows=rows, forwarded=0, shown=0)
-            flat = op(source.items(batch))
+            items = source.items(batch)
+            try:
+                flat = op(items)
+            except RuntimeError as e:
+                if committed_here:
+                    raise
+                # the model itself refuses what the dataloader gives (the schema allowed it)
+                raise RunError(f"model {tgt.name}: {op.name} failed on the first batch ({type(e).__name__}: "
+                               f"{one_line(e)}); the dataloader gave {_shapes(tgt, items)}") from e
             if opts.keep_metadata and "metadata" in batch:
                 flat.update(h5io.flatten({"metadata": batch["metadata"]}))
             if opts.keep_inputs:
@@ -358,8 +462,7 @@ def _execute(tgt, op, params, outputs, journal, dl_kwargs, shard, opts, switches
     finally:
         progress.close()
         groups.close()      # stops the loading thread at once when the loop ends early
-        if hasattr(it, "close"):
-            it.close()
+        batches.close()
 
     rows_total = journal.rows
     if rows_total == 0 and shard is None:
@@ -369,9 +472,21 @@ def _execute(tgt, op, params, outputs, journal, dl_kwargs, shard, opts, switches
         attrs["shard"] = f"{shard[0]}/{shard[1]}"
         attrs["shard_range"] = [start, stop]
         attrs["units_total"] = units_total
-    _assemble(journal, outputs, attrs, rows_total, op.extra_outputs)
+    _assemble(journal, outputs, paths, attrs, rows_total, op.extra_outputs)
     journal.remove()
     return RunResult(list(outputs), rows_total, len(journal.batches), resumed)
+
+
+def _shapes(tgt, items) -> str:
+    """``seq (4, 300), alpha (1,)``: one example's shape of every model input of a batch."""
+    from ..adapter.layout import format_shape
+    spec = tgt.spec
+    parts = []
+    for name, key in zip(spec.input_names, spec.input_keys):
+        shape = getattr(items.get(key), "shape", None)
+        if shape is not None:
+            parts.append(f"{name} {format_shape(tuple(shape[1:]))}")
+    return ", ".join(parts) or "no inputs"
 
 
 def _check_rows(flat, rows, journal):
@@ -437,29 +552,40 @@ def _attrs(tgt, op, params, identity, n_rows, specs):
     return attrs
 
 
-def _assemble(journal, outputs, attrs, n_rows, extra_writers):
+def _assemble(journal, outputs, paths, attrs, n_rows, extra_writers):
     specs = journal.specs()
     jdir = os.path.dirname(journal.path)
     tmp_paths = []
+    done = False
     try:
-        for i, out in enumerate(outputs):
-            ext = os.path.splitext(out)[1]
-            d = os.path.dirname(os.path.abspath(out))
+        for i, (out, path) in enumerate(zip(outputs, paths)):
+            ext = os.path.splitext(path)[1]
+            d = os.path.dirname(path)
             # a rename is atomic within one filesystem only: build each file in its own dir
             tmp = os.path.join(journal.path, f"assembled-{i}{ext}") if d == jdir else \
-                os.path.join(d, f".{os.path.basename(out)}.assembling{ext}")
-            tmp_paths.append((tmp, out))
-            low = out.lower()
+                os.path.join(d, f".{os.path.basename(path)}.assembling{ext}")
+            tmp_paths.append((tmp, path))
+            low = path.lower()
             custom = next((w for suffix, w in extra_writers.items() if low.endswith(suffix)), None)
-            if custom is not None:
-                custom(tmp, journal.read_batches(), attrs)
-            elif low.endswith(TABLE_SUFFIXES):
-                h5io.write_tsv(tmp, journal.read_batches())
-            else:
-                h5io.write_h5(tmp, specs, n_rows, attrs, journal.read_batches())
-        for tmp, out in tmp_paths:
-            os.replace(tmp, out)
+            try:
+                if custom is not None:
+                    custom(tmp, journal.read_batches(), attrs)
+                elif low.endswith(TABLE_SUFFIXES):
+                    h5io.write_tsv(tmp, journal.read_batches())
+                else:
+                    h5io.write_h5(tmp, specs, n_rows, attrs, journal.read_batches())
+            except (OSError, RuntimeError) as e:
+                err = write_error(e, out, "rerun the same command with --resume (every batch is kept)")
+                if err is not None:
+                    raise err from None
+                raise
+        for tmp, path in tmp_paths:
+            os.replace(tmp, path)
+        done = True
     finally:
-        for tmp, _ in tmp_paths:
-            if not tmp.startswith(journal.path + os.sep) and os.path.exists(tmp):
-                os.remove(tmp)
+        if not done:        # a half-written file takes space and is no use: the journal rebuilds it
+            for tmp, _ in tmp_paths:
+                try:
+                    os.remove(tmp)
+                except OSError:
+                    pass

@@ -4,7 +4,8 @@ from typing import Sequence
 
 from ..adapter.errors import RunError, one_line
 from . import h5io
-from .outputs import H5_SUFFIXES, SHARD_ATTRS, check_parent, first_difference, make_parents, parse_shard, remove_dirs
+from .outputs import (H5_SUFFIXES, SHARD_ATTRS, check_parent, first_difference, make_parents, parse_shard,
+                      remove_dirs, resolve_output, write_error)
 from .result import RunResult
 
 __all__ = ["merge"]
@@ -27,10 +28,11 @@ def merge(shards: Sequence[str], output: str, overwrite: bool = False) -> RunRes
         raise RunError("merge: give the shard files to join")
     if not output.lower().endswith(H5_SUFFIXES):
         raise RunError(f"-o/--output: {output}: merge writes HDF5 (.h5 or .hdf5)")
-    if os.path.exists(output) and not overwrite:
+    path = resolve_output(output)     # once, before any work
+    if os.path.exists(path) and not overwrite:
         raise RunError(f"{output} exists; pass --overwrite to replace it")
     check_parent(output)
-    d = os.path.dirname(os.path.abspath(output))
+    d = os.path.dirname(path)
     infos = []
     for s in shards:
         if not os.path.exists(s):
@@ -92,14 +94,17 @@ def merge(shards: Sequence[str], output: str, overwrite: bool = False) -> RunRes
             if n:
                 yield from h5io.iter_blocks(s)
 
-    created = make_parents([output])
-    tmp = os.path.join(d, f".{os.path.basename(output)}.merging-{os.getpid()}")
+    created = make_parents([path])
+    tmp = os.path.join(d, f".{os.path.basename(path)}.merging-{os.getpid()}")
     try:
         h5io.write_h5(tmp, specs, n_rows, attrs, blocks())
-        os.replace(tmp, output)
-    except BaseException:
+        os.replace(tmp, path)
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
         remove_dirs(created)
+        err = write_error(e, output, "merge again") if isinstance(e, (OSError, RuntimeError)) else None
+        if err is not None:
+            raise err from None
         raise
     return RunResult([output], n_rows, 0, 0)

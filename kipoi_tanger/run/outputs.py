@@ -1,5 +1,7 @@
-"""Output files and shards: what ``-o`` may name, their parent directories,
-``--shard i/N`` and the block of regions each shard covers."""
+"""Output files and shards: what ``-o`` may name, where it lies (resolved once),
+its parent directories, writes that fail for a full disk, ``--shard i/N`` and
+the block of regions each shard covers."""
+import errno
 import os
 import re
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
@@ -7,7 +9,14 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 from ..adapter.errors import RunError
 
 __all__ = ["TABLE_SUFFIXES", "H5_SUFFIXES", "SHARD_ATTRS", "parse_shard", "shard_range", "check_outputs",
-           "check_parent", "make_parents", "remove_dirs", "first_difference"]
+           "check_parent", "make_parents", "remove_dirs", "first_difference", "resolve_output", "is_disk_full",
+           "write_error"]
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# how libraries word a full disk when the errno does not reach Python: h5py's HDF5 error stack,
+# numpy's tofile (a short write)
+_DISK_FULL_TEXT = re.compile(r"No space left on device|Disk quota exceeded|errno = (28|122)\b|"
+                             r"\d+ requested and \d+ written")
 
 TABLE_SUFFIXES = (".tsv",)
 H5_SUFFIXES = (".h5", ".hdf5")
@@ -39,6 +48,45 @@ def shard_range(shard: Tuple[int, int], units_total: int, step: int) -> Tuple[in
     return start, stop
 
 
+def resolve_output(path: str) -> str:
+    """The absolute path an output will be written to, resolved once before any work.
+
+    Its directory is resolved like the kernel would (symbolic links followed,
+    ``..`` after a missing directory dropped: ``out/sub/../x.h5`` is
+    ``out/x.h5``); the file name is kept, so an output that is a link is
+    replaced, not its target.
+    """
+    path = os.fspath(path)
+    d, name = os.path.split(os.path.abspath(path))
+    return os.path.join(os.path.realpath(d), name)
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """True when ``e`` says the disk (or the user's quota) is full."""
+    if isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS:
+        return True
+    return isinstance(e, (OSError, RuntimeError)) and bool(_DISK_FULL_TEXT.search(str(e)))
+
+
+def write_error(e: BaseException, path: str, then: str = "") -> Optional[RunError]:
+    """One :class:`RunError` line for a failed write of ``path`` when the disk is full (None otherwise).
+
+    Parameters
+    ----------
+    e : BaseException
+        What the write raised.
+    path : str
+        The file (or journal) being written, as the user knows it.
+    then : str
+        What to do once space is freed (e.g. ``"rerun with --resume"``).
+    """
+    if not is_disk_full(e):
+        return None
+    quota = isinstance(e, OSError) and e.errno == errno.EDQUOT or "quota" in str(e).lower()
+    what = "the disk quota is exceeded" if quota else "the disk is full (no space left on device)"
+    return RunError(f"{path}: cannot write: {what}" + (f"; free space, then {then}" if then else ""))
+
+
 def check_outputs(outputs: Union[str, Sequence[str]], table_ok: bool, extra_suffixes: Iterable[str] = ()
                   ) -> List[str]:
     """Validate ``-o`` files: known suffixes, tables only for table ops, no duplicates,
@@ -57,15 +105,15 @@ def check_outputs(outputs: Union[str, Sequence[str]], table_ok: bool, extra_suff
         if low.endswith(TABLE_SUFFIXES) and not table_ok:
             raise RunError(f"-o/--output: {o}: a .tsv holds tables (predictions); this op writes arrays, use .h5")
         check_parent(o)
-        if os.path.abspath(o) in seen:
+        if resolve_output(o) in seen:
             raise RunError(f"-o/--output: {o} is given twice")
-        seen.add(os.path.abspath(o))
+        seen.add(resolve_output(o))
     return list(outputs)
 
 
 def check_parent(path: str) -> None:
     """Refuse an output whose missing parent dirs cannot be created (a file in the way)."""
-    d = os.path.dirname(os.path.abspath(path))
+    d = os.path.dirname(resolve_output(path))
     while not os.path.exists(d):
         d = os.path.dirname(d)
     if not os.path.isdir(d):
