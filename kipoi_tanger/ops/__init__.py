@@ -21,6 +21,8 @@ REGISTRY: Dict[str, str] = {
     "product": ".product:Product",
     "ablate": ".ablate:Ablate",
     "space": ".space:Space",
+    "ism": ".ism:Ism",
+    "variant-effect": ".variant_effect:VariantEffect",
 }
 
 

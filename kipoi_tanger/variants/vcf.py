@@ -2,7 +2,7 @@
 import gzip
 from typing import Iterator, NamedTuple, Optional
 
-__all__ = ['Variant', 'read_vcf', 'VariantError']
+__all__ = ['Variant', 'read_vcf', 'count_records', 'VariantError']
 
 
 class VariantError(ValueError):
@@ -41,6 +41,59 @@ def _header_lines(path):
     return n
 
 
+_QUIET = []
+
+
+def _quiet_htslib():
+    """Errors only from the htslib inside cyvcf2: its warnings (e.g. a contig missing from the
+    header, once per read of the file) would repeat on stderr; such records are read as usual
+    and skipped with a reason when they cannot be scored."""
+    if _QUIET:
+        return
+    _QUIET.append(True)
+    try:
+        import ctypes
+        import cyvcf2.cyvcf2 as ext
+        ctypes.CDLL(ext.__file__).hts_set_log_level(1)      # HTS_LOG_ERROR
+    except Exception:   # pragma: no cover - another build of cyvcf2: keep its warnings
+        pass
+
+
+def _open(path):
+    try:
+        from cyvcf2 import VCF
+    except ImportError as e:  # pragma: no cover - a declared dependency
+        raise VariantError("reading VCF files needs cyvcf2 (pip install cyvcf2)") from e
+    _quiet_htslib()
+    import os
+    if not os.path.isfile(path):
+        raise VariantError(f"{path}: no such VCF file")
+    try:
+        return VCF(path, lazy=True)
+    except (OSError, Exception) as e:
+        raise VariantError(f"{path}: not a readable VCF ({e})") from None
+
+
+def count_records(path: str) -> int:
+    """The number of records (data lines) of a VCF or VCF.gz.
+
+    Raises
+    ------
+    VariantError
+        A missing or unreadable file, or a record cyvcf2 cannot parse.
+    """
+    vcf = _open(path)
+    n = 0
+    try:
+        for _ in vcf:
+            n += 1
+    except Exception as e:
+        raise VariantError(f"{path}: record {n + 1} cannot be read ({type(e).__name__}: {e})") from None
+    finally:
+        vcf.close()
+    return n
+
+
 def read_vcf(path: str, region: Optional[str] = None) -> Iterator[Variant]:
     """Iterate over the ALT alleles of a VCF or VCF.gz, in file order.
 
@@ -59,17 +112,7 @@ def read_vcf(path: str, region: Optional[str] = None) -> Iterator[Variant]:
         One per ALT allele; a record without ALT (``.``) yields one Variant
         with ``alt='.'``, which the window stage skips as a symbolic allele.
     """
-    try:
-        from cyvcf2 import VCF
-    except ImportError as e:  # pragma: no cover - a declared dependency
-        raise VariantError("reading VCF files needs cyvcf2 (pip install cyvcf2)") from e
-    import os
-    if not os.path.isfile(path):
-        raise VariantError(f"{path}: no such VCF file")
-    try:
-        vcf = VCF(path, lazy=True)
-    except (OSError, Exception) as e:
-        raise VariantError(f"{path}: not a readable VCF ({e})") from None
+    vcf = _open(path)
     first = _header_lines(path) + 1
     records = vcf(region) if region else vcf
     try:

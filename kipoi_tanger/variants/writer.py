@@ -8,7 +8,7 @@ unchanged. Field IDs are ``<prefix><score>_<output>`` made VCF-safe (see
 """
 import math
 import re
-from typing import Dict, Iterable, Tuple
+from typing import Dict, Iterable, Optional, Tuple
 
 from .vcf import Variant, VariantError
 
@@ -39,13 +39,18 @@ class VCFWriter:
         Output ``.vcf`` or ``.vcf.gz``.
     fields : iterable of (id, description)
         The INFO fields to declare (``Number=A``, ``Type=Float``).
+    records : (int, int or None), optional
+        Copy only the records ``[start, stop)`` (0-based record indices, as
+        :attr:`Variant.record`; stop None: to the end), e.g. one ``--shard``'s
+        block. Default: every record.
 
     Use :meth:`write` for each scored variant in file order, then
     :meth:`close` (or a ``with`` block), which also copies the remaining
     records.
     """
 
-    def __init__(self, vcf_in: str, path: str, fields: Iterable[Tuple[str, str]]):
+    def __init__(self, vcf_in: str, path: str, fields: Iterable[Tuple[str, str]],
+                 records: Optional[Tuple[int, Optional[int]]] = None):
         from cyvcf2 import VCF, Writer
         self.fields = [f for f, _ in fields]
         if len(set(self.fields)) != len(self.fields):
@@ -58,8 +63,14 @@ class VCFWriter:
             self.vcf.add_info_to_header({'ID': fid, 'Number': 'A', 'Type': 'Float',
                                          'Description': desc.replace('"', "'")})
         self.out = Writer(path, self.vcf, mode='wz' if path.endswith('.gz') else 'w')
+        start, stop = records if records is not None else (0, None)
+        self.start, self.stop = int(start), stop
         self.records = iter(self.vcf)
         self.index = -1          # index of self.current
+        for _ in range(int(start)):      # records before the block are not copied
+            if next(self.records, None) is None:
+                break
+            self.index += 1
         self.current = None
         self.values: Dict[str, list] = {}
         self.closed = False
@@ -77,6 +88,8 @@ class VCFWriter:
         self.current, self.values = None, {}
 
     def _advance(self, record):
+        if self.stop is not None and record >= self.stop:
+            raise VariantError(f"VCF writer: record {record} is past the block's end (record {self.stop})")
         while self.index < record:
             self._flush()
             try:
@@ -87,7 +100,10 @@ class VCFWriter:
 
     def write(self, variant: Variant, values: Dict[str, float]):
         """Set ``values`` (INFO ID → value) for ``variant``'s ALT allele."""
-        if variant.record < self.index:
+        if variant.record < max(self.index, self.start):
+            if variant.record < self.start:
+                raise VariantError(f"VCF writer: record {variant.record} is before the block's start "
+                                   f"(record {self.start})")
             raise VariantError(f"VCF writer: variants must come in file order (record "
                                f"{variant.record} after {self.index})")
         self._advance(variant.record)
@@ -102,7 +118,10 @@ class VCFWriter:
             return
         self._flush()
         for rec in self.records:
+            if self.stop is not None and self.index + 1 >= self.stop:
+                break
             self.out.write_record(rec)
+            self.index += 1
         self.out.close()
         self.vcf.close()
         self.closed = True

@@ -197,6 +197,9 @@ def test(model: str, source: str = "dir", batch_size: int = 32, n_shuffles: int 
     6. ``product``: crosses the sequences with two rows of every extra input
        (taken from the example batch, or ``args``); the entries that pair
        each region with its own row equal ``predict``'s.
+    7. ``ism``: saturation mutagenesis of (at most) 8 central positions runs;
+       its ``y0``, made through the canonical one-hot layout, equals
+       ``predict``'s. ``variant-effect`` needs a VCF and a FASTA: SKIP.
 
     Op checks run for the registered ops the section declares (all by
     default); an op without a check of its own must run on the example
@@ -491,6 +494,28 @@ class _OpChecks:
         return "PASS", (f"{', '.join(cands)} x {rows} rows each: shape {next(iter(d.values())).shape}; "
                         f"own-row entries equal predict (max |diff| {worst:.1e})")
 
+    def ism(self):
+        """ISM of (at most) 8 central positions: its ``y0`` equals predict's predictions."""
+        L = self.t.spec.sequence_length
+        W = min(8, L) if L else 4
+        s = (L - W) // 2 if L else 0
+        out = self._run("ism", window=f"{s}:{s + W}")
+        d = _datasets(out)
+        _all_finite(d)
+        preds = self.state["preds"]
+        worst = 0.0
+        for k, v in preds.items():
+            y0 = "y0" + k[len("preds"):]
+            if y0 not in d or d[y0].shape != v.shape:
+                return "FAIL", f"ism wrote {', '.join(sorted(d))}; expected {y0} shaped like predict's {k} {v.shape}"
+            worst = max(worst, _maxdiff(d[y0], v))
+        tol = 1e-4 * max(1.0, max(float(abs(v).max()) if v.size else 0.0 for v in preds.values()))
+        if worst > tol:
+            return "FAIL", (f"ism's y0 (through the canonical one-hot layout) differs from predict by up to "
+                            f"{worst:.3g}: check postprocessing: tanger: layout/alphabet")
+        shapes = ", ".join(f"{k} {d[k].shape}" for k in sorted(d) if k.startswith("ism"))
+        return "PASS", f"window {s}:{s + W}: y0 equals predict (max |diff| {worst:.1e}); {shapes}"
+
 
 #: op name -> its check in ``kipoi-tanger test`` (other ops get :meth:`_OpChecks.default`)
 OP_CHECKS: Dict[str, Callable[[_OpChecks], tuple]] = {
@@ -498,4 +523,5 @@ OP_CHECKS: Dict[str, Callable[[_OpChecks], tuple]] = {
     "deeplift-shap": _OpChecks.deeplift_shap,
     "marginalize": _OpChecks.marginalize,
     "product": _OpChecks.product,
+    "ism": _OpChecks.ism,
 }
