@@ -204,10 +204,11 @@ BAD = [
     (["deeplift-shap", "{prof}", "--example", "--output", "profile", "-o", "x.h5"],
      "declare a reduction, e.g. reduce: {op: sum, axis: -1}"),
     (["deeplift-shap", "{tok}", "--example", "-o", "x.h5"],
-     "op 'deeplift-shap' is not supported (postprocessing: tanger: ops declares predict, marginalize); its module "
-     "contains nn.GRU ('gru'), and recurrent cells have no DeepLIFT rule"),
+     "op 'deeplift-shap' is not supported (postprocessing: tanger: ops declares predict, marginalize); "
+     "deep_lift_shap: module 'gru' (GRU) has no DeepLIFT rule"),
     (["deeplift-shap", "{gc_hmm_gru}", "--example", "-o", "x.h5"],
-     "its module contains nn.GRU ('gru'), and recurrent cells have no DeepLIFT rule"),
+     "op 'deeplift-shap' is not supported (postprocessing: tanger: ops declares predict, marginalize); "
+     "deep_lift_shap: module 'gru' (GRU) has no DeepLIFT rule"),
     (["deeplift-shap", "{gru}", "--example", "-o", "x.h5"], "deep_lift_shap: module 'gru' (GRU) has no DeepLIFT rule"),
     (["marginalize", "{gru}", "--example", "--motif", "GATA", "--op", "deeplift-shap", "-o", "x.h5"],
      "deep_lift_shap: module 'gru' (GRU) has no DeepLIFT rule"),

@@ -20,6 +20,7 @@ EX = os.path.join(COMP, "example_files")
 DATA = os.path.join(COMP, "data")
 sys.path.insert(0, COMP)
 import nets  # noqa: E402
+from floatcmp import assert_close  # noqa: E402
 
 EXAMPLE = {"features1_file": os.path.join(EX, "features1.tsv"),
            "features2_file": os.path.join(EX, "features2.tsv")}
@@ -84,7 +85,7 @@ def test_stitched_equals_submodels_by_hand(kipoi_models):
     dl = m.default_dataloader(**EXAMPLE)
     batches = list(dl.batch_iter(batch_size=5))
     got = np.concatenate([m.predict_on_batch(b["inputs"]) for b in batches])
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert_close(got, expected)
     b = collect(batches)
     np.testing.assert_array_equal(b["inputs"]["input1"], x1)
     np.testing.assert_array_equal(b["inputs"]["input2"], x2)
@@ -98,7 +99,7 @@ def test_stitched_with_kipoi_tanger_predict(tmp_path, kipoi_models):
         batch_size=4, device="cpu", verbose=False)
     *_, expected = by_hand(kipoi_models, table("features1.tsv")[1], table("features2.tsv")[1])
     with h5py.File(out) as f:
-        np.testing.assert_allclose(f["preds"][:], expected, rtol=1e-5, atol=1e-6)
+        assert_close(f["preds"][:], expected)
         assert [i.decode() for i in f["metadata/id"][:]] == table("features1.tsv")[0]
 
 
@@ -155,12 +156,12 @@ def test_merged_equals_submodels_by_hand(kipoi_models):
     m = kipoi_models("merged")
     dl = m.default_dataloader(targets_file=os.path.join(EX, "labels.tsv"), **EXAMPLE)
     b = collect(dl.batch_iter(batch_size=5))
-    np.testing.assert_allclose(b["inputs"]["model2"], model2, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(b["inputs"]["model3"], model3, rtol=1e-6, atol=1e-7)
+    assert_close(b["inputs"]["model2"], model2)
+    assert_close(b["inputs"]["model3"], model3)
     np.testing.assert_array_equal(b["targets"], table("labels.tsv")[1])
     assert list(b["metadata"]["id"]) == ids
     got = m.predict_on_batch(b["inputs"])
-    np.testing.assert_allclose(got, ensemble_by_hand(model2, model3), rtol=1e-5, atol=1e-6)
+    assert_close(got, ensemble_by_hand(model2, model3))
 
 
 def test_merged_rows_do_not_depend_on_batching(kipoi_models):
@@ -177,7 +178,7 @@ def test_merged_rows_do_not_depend_on_batching(kipoi_models):
     assert list(samples["metadata"]["id"]) == list(whole["metadata"]["id"])
     # blocks of 5 rows straddle batches of 4: the same values, computed in other calls
     small = collect(Dl(block_size="5", **EXAMPLE).batch_iter(batch_size=4))
-    np.testing.assert_allclose(small["inputs"]["model3"], whole["inputs"]["model3"], rtol=1e-6)
+    assert_close(small["inputs"]["model3"], whole["inputs"]["model3"])
     assert list(small["metadata"]["id"]) == list(whole["metadata"]["id"])
 
 
@@ -188,7 +189,7 @@ def test_merged_shuffled_batches_cover_every_region_once(kipoi_models):
     shuffled = collect(dl.batch_iter(batch_size=5, shuffle=True))
     order = [list(whole["metadata"]["id"]).index(i) for i in shuffled["metadata"]["id"]]
     assert sorted(order) == list(range(12)) and order != list(range(12))
-    np.testing.assert_allclose(shuffled["inputs"]["model2"], whole["inputs"]["model2"][order], rtol=1e-6)
+    assert_close(shuffled["inputs"]["model2"], whole["inputs"]["model2"][order])
     np.testing.assert_array_equal(shuffled["targets"], whole["targets"][order])
 
 
@@ -206,7 +207,7 @@ def test_merged_with_kipoi_tanger_predict_and_shards(tmp_path, kipoi_models):
     merge(shards, str(tmp_path / "merged.h5"))
     model2, model3, _ = by_hand(kipoi_models, table("features1.tsv")[1], table("features2.tsv")[1])
     with h5py.File(single) as a, h5py.File(tmp_path / "merged.h5") as b:
-        np.testing.assert_allclose(a["preds"][:], ensemble_by_hand(model2, model3), rtol=1e-5, atol=1e-6)
+        assert_close(a["preds"][:], ensemble_by_hand(model2, model3))
         np.testing.assert_array_equal(a["preds"][:], b["preds"][:])
         np.testing.assert_array_equal(a["metadata/id"][:], b["metadata/id"][:])
 
@@ -283,7 +284,7 @@ def test_plan_with_dict_inputs_paths_and_relative_args(tmp_path, kipoi_models):
         "inputs: {x: one, raw: a, id: a/metadata/id}\n")
     b = MergedDataloader(str(p)).load_batch(np.arange(12))
     x1 = table("features1.tsv")[1]
-    np.testing.assert_allclose(b["inputs"]["x"], kipoi_models("m1").predict_on_batch(x1), rtol=1e-6)
+    assert_close(b["inputs"]["x"], kipoi_models("m1").predict_on_batch(x1))
     np.testing.assert_array_equal(b["inputs"]["raw"], x1)
     assert list(b["inputs"]["id"]) == table("features1.tsv")[0]
 
@@ -363,9 +364,9 @@ def test_from_predictions_equals_submodels_by_hand(tmp_path, kipoi_models):
         keep_metadata=True, device="cpu", verbose=False)
     model2, model3, _ = by_hand(kipoi_models, table("features1.tsv")[1], table("features2.tsv")[1])
     with h5py.File(files["model2"]) as f:
-        np.testing.assert_allclose(f["preds"][:], model2, rtol=1e-6, atol=1e-7)
+        assert_close(f["preds"][:], model2)
     with h5py.File(out) as f:
-        np.testing.assert_allclose(f["preds"][:], ensemble_by_hand(model2, model3), rtol=1e-5, atol=1e-6)
+        assert_close(f["preds"][:], ensemble_by_hand(model2, model3))
         assert [i.decode() for i in f["metadata/id"][:]] == table("features1.tsv")[0]
     with open(os.path.join(COMP, "merged", "weights.pth"), "rb") as a, \
             open(os.path.join(COMP, "from_predictions", "weights.pth"), "rb") as b:

@@ -31,7 +31,8 @@ def test_torchmodel_via_kipoi_get_model(tm_dir):
     assert isinstance(prof, np.ndarray) and np.array_equal(prof, p2.numpy()) and np.array_equal(counts, c2.numpy())
     # the pipeline (kipoi's own predict loop) works on it too
     preds = m.pipeline.predict_example(batch_size=16)
-    assert np.array_equal(preds[1], c2.numpy())
+    # batches of 16 against the whole batch: equal to float precision (CPU kernels round by batch shape)
+    np.testing.assert_allclose(preds[1], c2.numpy(), rtol=1e-5, atol=1e-5 * float(np.abs(c2.numpy()).max()))
 
 
 def test_torchmodel_predicts_without_autograd(tm_dir):

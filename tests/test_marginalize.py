@@ -85,8 +85,8 @@ def test_multi_output_model_returns_lists_and_passes_args():
         assert isinstance(a, list) and len(a) == 2
         for u, v in zip(a, b):
             assert torch.allclose(u, v, atol=1e-6)
-    assert torch.allclose(ours.y_after[1], predict(model, substitute(X, 'GATAAG', start=30),
-                                                   args=(alpha, beta))[1], atol=0)
+    direct = predict(model, substitute(X, 'GATAAG', start=30), args=(alpha, beta))[1]   # other batches
+    assert torch.allclose(ours.y_after[1], direct, rtol=1e-5, atol=1e-5 * float(direct.abs().max()))
 
 
 def test_seed_001_nested_in_apply_pairwise():
