@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 from kipoi.readers import HDF5Reader
 
@@ -68,7 +69,18 @@ def test_predict_cli_equals_kipoi_predict(work):
     assert sorted(a) == sorted(b)
     for key in a:
         assert a[key].dtype == b[key].dtype and np.array_equal(a[key], b[key]), key
-    assert open(root / "t.tsv").read() == open(root / "k.tsv").read()
+    # the same table as Kipoi's, in the model's order instead of sorted as text: regions first
+    # (chr, start, end, id, strand), preds/2 before preds/10, columns named by the schema's labels
+    t, k = (pd.read_csv(root / f, sep="\t") for f in ("t.tsv", "k.tsv"))
+    (name, labels), = h5io.read_attrs(str(root / "t.h5"))["column_labels"].items()
+    assert labels == [f"task{i}" for i in range(len(labels))]
+    named = {f"preds/{i}": f"preds/{label}" for i, label in enumerate(labels)}
+    assert sorted(t.columns) == sorted(named.get(c, c) for c in k.columns)
+    pd.testing.assert_frame_equal(t[[named.get(c, c) for c in k.columns]].set_axis(k.columns, axis=1), k)
+    ranges = [f"metadata/ranges/{c}" for c in ("chr", "start", "end", "id", "strand")]
+    assert list(t.columns[:5]) == ranges
+    preds = [c for c in t.columns if c.startswith("preds")]
+    assert preds == sorted(preds, key=lambda c: [int(x) if x.isdigit() else x for x in c.split("/")])
 
 
 def test_real_kipoi_executable_plugin(work):

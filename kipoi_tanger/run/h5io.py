@@ -28,7 +28,8 @@ from typing import Dict, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
 
-JSON_ATTRS = ("parameters", "alphabet", "dataloader_args", "output_names", "spec", "shard_range", "reduce")
+JSON_ATTRS = ("parameters", "alphabet", "dataloader_args", "output_names", "spec", "shard_range", "reduce",
+              "column_labels", "dataloader_defaults")
 CHUNK_BYTES = 1 << 20
 BLOCK_BYTES = 32 << 20
 MAX_CHUNK_ROWS = 8192

@@ -541,6 +541,12 @@ def _attrs(tgt, op, params, identity, n_rows, specs):
         "alphabet": list(spec.alphabet),
         "output_names": list(spec.target_names),
     }
+    labels = _column_labels(tgt)
+    if labels:
+        attrs["column_labels"] = labels
+    defaults = _dataloader_defaults(tgt)
+    if defaults:
+        attrs["dataloader_defaults"] = defaults
     if params.get("output") is not None or op.explains:
         out = params.get("output")
         attrs["explained_output"] = "" if out is None else str(out)
@@ -550,6 +556,34 @@ def _attrs(tgt, op, params, identity, n_rows, specs):
         if labels and 0 <= attrs["target"] < len(labels):
             attrs["target_label"] = labels[attrs["target"]]
     return attrs
+
+
+def _column_labels(tgt) -> dict:
+    """``{output name: labels}`` of the model outputs whose schema names their columns (Kipoi's
+    ``targets.column_labels``: a list, or a labels file Kipoi has read)."""
+    from ..adapter.section import schema_entries
+    try:
+        _, _, names, schemas = schema_entries(getattr(tgt.kmodel.schema, "targets", None), unnamed="preds")
+    except Exception:        # a target without a Kipoi schema
+        return {}
+    out = {}
+    for name, schema in zip(names, schemas):
+        labels = [str(x) for x in (getattr(schema, "column_labels", None) or [])]
+        if labels:
+            out[str(name)] = labels
+    return out
+
+
+def _dataloader_defaults(tgt) -> dict:
+    """The dataloader's keyword defaults as the run used them (after the model's yaml overrides, e.g.
+    ``use_strand``), JSON-safe scalars only: with ``dataloader_args`` they say how regions were read."""
+    import inspect
+    try:
+        params = inspect.signature(tgt.Dl).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty
+            and (p.default is None or isinstance(p.default, (bool, int, float, str)))}
 
 
 def _assemble(journal, outputs, paths, attrs, n_rows, extra_writers):
@@ -571,7 +605,8 @@ def _assemble(journal, outputs, paths, attrs, n_rows, extra_writers):
                 if custom is not None:
                     custom(tmp, journal.read_batches(), attrs)
                 elif low.endswith(TABLE_SUFFIXES):
-                    h5io.write_tsv(tmp, journal.read_batches())
+                    h5io.write_tsv(tmp, journal.read_batches(), attrs.get("output_names") or (),
+                                   attrs.get("column_labels"))
                 else:
                     h5io.write_h5(tmp, specs, n_rows, attrs, journal.read_batches())
             except (OSError, RuntimeError) as e:
