@@ -38,7 +38,7 @@ from typing import Iterator, Mapping, Optional, Tuple, Union
 import numpy
 
 __all__ = ['Regions', 'regions', 'read_chrom_sizes', 'per_base', 'place', 'track_intervals',
-           'write_bigwig', 'write_bedgraph', 'export_track', 'track_values', 'ISM_DATASETS']
+           'write_bigwig', 'write_bedgraph', 'export_track', 'track_values']
 
 _STRANDS = {'+': '+', '-': '-', '*': '.', '.': '.', '': '.'}
 
@@ -404,11 +404,77 @@ def write_bedgraph(path, values, ranges, chrom_sizes=None, anchor: str = 'exact'
 # ---------------------------------------------------------------------------
 # from a results file
 
-#: where the values of ``--values ism`` are looked for, in this order: the ISM op's
-#: ``ism`` dataset ``(N, A, W)`` or ``(N, W)``, else ``attributions`` of a file whose
-#: ``op`` attribute is ``ism`` (or ``saturation-mutagenesis``)
-ISM_DATASETS = ('ism', 'attributions')
-ISM_OPS = ('ism', 'saturation-mutagenesis')
+#: block size (bytes) of the ISM predictions read at a time
+_ISM_BLOCK_BYTES = 64 << 20
+
+
+def _task(res, dataset, n, task, what):
+    """The column ``task`` (index or column label) of ``n`` columns; 0 when ``n == 1`` and none is given."""
+    from .results import ResultsError
+    names = res.column_names(dataset, n)
+    if task is None:
+        if n != 1:
+            raise ResultsError(f"--values {what}: {n} columns ({', '.join(names[:5])}{'...' if n > 5 else ''}); "
+                               f"choose one with --task")
+        return 0, names
+    if str(task) in names:
+        return names.index(str(task)), names
+    if str(task).isdigit() and int(task) < n:
+        return int(task), names
+    raise ResultsError(f"--task {task}: expected an index below {n} or one of {', '.join(names[:10])}")
+
+
+def _ism_values(res, values, reduce, task):
+    """Per-base ISM effects of a ``kipoi-tanger ism`` file: ``ism`` ``(N, A, W, *output)`` minus
+    ``y0`` ``(N, *output)``, one output column (``--task``), reduced over the alphabet: ``mean``
+    (default; the sequence's own base counts as no change, so this is (A - 1) / A of the mean
+    change of the substitutions) or ``sum`` (the total change of the substitutions). Positions
+    ``[ism_start, ism_start + W)`` of the input (the ``ism_start`` attribute)."""
+    import h5py
+    from .results import ResultsError
+    cands = sorted(d for d in res.shapes if d == 'ism' or d.startswith('ism/'))
+    if not cands:
+        raise ResultsError(f"{res.path}: --values {values}: no 'ism' dataset (op: {res.op}); expected the "
+                           f"output of kipoi-tanger ism")
+    if values == 'ism':
+        if len(cands) > 1:
+            raise ResultsError(f"{res.path}: --values ism: {len(cands)} outputs; choose one with --values "
+                               f"ism/<output> ({', '.join(res.output_name(d) for d in cands)})")
+        name = cands[0]
+    else:
+        name = next((d for d in cands if d == values or res.output_name(d) == values[4:]), None)
+        if name is None:
+            raise ResultsError(f"{res.path}: --values {values}: no such output; the file has "
+                               f"{', '.join(res.output_name(d) for d in cands)}")
+    y0 = 'y0' + name[3:]
+    shape = res.shapes[name]
+    if y0 not in res.shapes or len(shape) < 3 or res.shapes[y0] != shape[:1] + shape[3:]:
+        raise ResultsError(f"{res.path}: '{name}' {shape} and '{y0}' {res.shapes.get(y0)} are not the ism op's "
+                           f"(N, A, W, *output) and (N, *output)")
+    out_shape = tuple(k for k in shape[3:] if k != 1)
+    if len(out_shape) > 1:
+        raise ResultsError(f"{res.path}: --values {values}: the output has shape {shape[3:]} per region: one "
+                           f"value per base needs one column; run ism with --output on a (tasks,) output, or "
+                           f"with --reduce")
+    n_cols = out_shape[0] if out_shape else 1
+    t, names = _task(res, name, n_cols, task, values)
+    reduce = reduce or 'mean'
+    if reduce not in ('mean', 'sum'):
+        raise ResultsError(f"--reduce {reduce}: for ISM, mean or sum over the alphabet (the sequence's own base "
+                           f"is its unchanged prediction)")
+    N, A, W = shape[:3]
+    step = max(1, _ISM_BLOCK_BYTES // max(1, A * W * int(numpy.prod(shape[3:])) * 4))
+    out = numpy.empty((N, W), dtype=numpy.float64)
+    with h5py.File(res.path, 'r') as f:
+        for s in range(0, N, step):
+            e = min(N, s + step)
+            ism = f[name][s:e].reshape(e - s, A, W, -1)[..., t].astype(numpy.float64)
+            base = f[y0][s:e].reshape(e - s, -1)[:, t].astype(numpy.float64)
+            delta = ism - base[:, None, None]
+            out[s:e] = delta.mean(axis=1) if reduce == 'mean' else delta.sum(axis=1)
+    start = res.attrs.get('ism_start', res.parameters.get('start')) or 0
+    col = f", {names[t]}" if n_cols > 1 else ""
+    return out, int(start), f"ISM {res.output_name(name)}{col}: {reduce} change over {''.join(res.alphabet)}", False
 
 
 def _reduce_scores(res, name, rows, how, hypothetical):
@@ -436,17 +502,19 @@ def track_values(results, values: str = 'attributions', reduce: Optional[str] = 
     ----------
     results : str or Results
     values : str
-        ``attributions`` (deeplift-shap), ``ism`` (the ISM op's dataset, see
-        :data:`ISM_DATASETS`) or ``preds/<output>`` (a profile output, by its
-        schema name or its dataset key, e.g. ``preds/profile`` or ``preds/0``).
+        ``attributions`` (deeplift-shap), ``ism`` or ``ism/<output>`` (the
+        ``kipoi-tanger ism`` predictions: :func:`_ism_values`) or
+        ``preds/<output>`` (a profile output, by its schema name or its dataset
+        key, e.g. ``preds/profile`` or ``preds/0``).
     reduce : {None, 'sum', 'observed', 'mean'}
-        How ``(N, A, L)`` scores become one value per base (:func:`per_base`).
-        Default: ``sum`` for projected scores (the observed base's value),
-        ``observed`` for hypothetical ones (reads ``inputs``). ``sum`` of
-        hypothetical scores (no base's score) is refused.
+        How ``(N, A, L)`` attributions become one value per base
+        (:func:`per_base`). Default: ``sum`` for projected scores (the observed
+        base's value), ``observed`` for hypothetical ones (reads ``inputs``).
+        ``sum`` of hypothetical scores (no base's score) is refused. For ISM:
+        ``mean`` (default) or ``sum`` of the changes over the alphabet.
     task : int or str, optional
-        For a profile output ``(N, T, L)``: the track (index or column label);
-        needed when ``T > 1``.
+        The column (index or column label) of a profile output ``(N, T, L)``
+        or of an ISM output ``(T,)``; needed when ``T > 1``.
 
     Returns
     -------
@@ -458,38 +526,27 @@ def track_values(results, values: str = 'attributions', reduce: Optional[str] = 
     """
     from .results import Results, ResultsError
     res = results if isinstance(results, Results) else Results(results)
-    if values in ('attributions', 'ism'):
-        if values == 'attributions':
-            n, A, L = res.require_attributions()
-            name, hyp = 'attributions', res.attributions_are_hypothetical
-        else:
-            name = next((d for d in ISM_DATASETS if d in res.shapes and (d == 'ism' or res.op in ISM_OPS)),
-                        None)
-            if name is None:
-                raise ResultsError(f"{res.path}: --values ism: no 'ism' dataset (op: {res.op}); expected "
-                                   f"the output of kipoi-tanger ism")
-            hyp = bool(res.parameters.get('hypothetical', False))
+    if values == 'ism' or values.startswith('ism/'):
+        return _ism_values(res, values, reduce, task)
+    if values == 'attributions':
+        n, A, L = res.require_attributions()
+        name, hyp = 'attributions', res.attributions_are_hypothetical
         shape = res.shapes[name]
-        if len(shape) not in (2, 3):
-            raise ResultsError(f"{res.path}: '{name}' has shape {shape}; expected (N, A, L) or (N, L)")
         if reduce is None:
-            reduce = 'observed' if hyp and len(shape) == 3 else 'sum'
+            reduce = 'observed' if hyp else 'sum'
         if reduce not in ('sum', 'observed', 'mean'):
             raise ResultsError(f"--reduce: expected sum, observed or mean, got {reduce!r}")
-        if reduce == 'sum' and hyp and len(shape) == 3:
+        if reduce == 'sum' and hyp:
             raise ResultsError(f"{res.path}: '{name}' holds hypothetical scores (every base at every position): "
                                f"their sum is no base's score; use --reduce observed (the sequence's bases, "
                                f"reads inputs) or --reduce mean")
-        out = numpy.empty(shape[:1] + shape[-1:], dtype=numpy.float64)
-        for s in range(0, shape[0], block):
-            rows = numpy.arange(s, min(shape[0], s + block))
+        out = numpy.empty((n, L), dtype=numpy.float64)
+        for s in range(0, n, block):
+            rows = numpy.arange(s, min(n, s + block))
             out[rows] = _reduce_scores(res, name, rows, reduce, hyp)
-        start = 0
-        if values == 'ism' and res.parameters.get('start') not in (None, ''):
-            start = int(res.parameters['start'])
         alphabet = ''.join(res.alphabet)
         how = {'sum': f'sum over {alphabet}', 'observed': 'the sequence\'s base', 'mean': f'mean over {alphabet}'}
-        return out, start, f"{name}, {how[reduce]}" if len(shape) == 3 else name, False
+        return out, 0, f"{name}, {how[reduce]}", False
     if values == 'preds' or values.startswith('preds/'):
         key = values[6:]
         cands = [d for d in res.shapes if d == 'preds' or d.startswith('preds/')]
@@ -503,19 +560,7 @@ def track_values(results, values: str = 'attributions', reduce: Optional[str] = 
             raise ResultsError("--reduce: only for attributions and ism (a profile output has one value per base)")
         label = res.output_name(name)
         if len(shape) == 3:
-            names = res.column_names(name, shape[1])
-            if task is None:
-                if shape[1] != 1:
-                    raise ResultsError(f"--values {values}: {shape[1]} tracks ({', '.join(names[:5])}"
-                                       f"{'...' if shape[1] > 5 else ''}); choose one with --task")
-                t = 0
-            elif str(task) in names:
-                t = names.index(str(task))
-            elif str(task).lstrip('-').isdigit() and 0 <= int(task) < shape[1]:
-                t = int(task)
-            else:
-                raise ResultsError(f"--task {task}: expected an index below {shape[1]} or one of "
-                                   f"{', '.join(names[:10])}")
+            t, names = _task(res, name, shape[1], task, values)
             out = numpy.empty((shape[0], shape[2]), dtype=numpy.float64)
             for s in range(0, shape[0], block):
                 rows = numpy.arange(s, min(shape[0], s + block))
@@ -526,7 +571,7 @@ def track_values(results, values: str = 'attributions', reduce: Optional[str] = 
                                f"(N, L) or (N, tracks, L)" + (" (--task is for (N, tracks, L))" if len(shape) == 2
                                                                 else ""))
         return res._read(name).astype(numpy.float64), 0, label, True
-    raise ResultsError(f"--values: expected attributions, ism or preds/<output>, got {values!r}")
+    raise ResultsError(f"--values: expected attributions, ism[/<output>] or preds/<output>, got {values!r}")
 
 
 def _window_ranges(res, start, width, reverse_minus):
