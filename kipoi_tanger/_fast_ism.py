@@ -30,7 +30,7 @@ import torch
 import torch.fx as fx
 import torch.nn.functional as F
 
-from ._fast_ism_ops import Batched, Dense, FlatLocal, Local, Rules, Static, Unsupported, to_dense
+from ._fast_ism_ops import Batched, Dense, FlatLocal, Local, Rules, Static, SwappedLocal, Unsupported, to_dense
 
 __all__ = ['FastISM', 'Unsupported', 'explain']
 
@@ -338,7 +338,7 @@ class FastISM:
         holders = {}                     # storage -> number of live values on it
 
         def storage(v):
-            t = v.delta if isinstance(v, Local) else v.local.delta if isinstance(v, FlatLocal) else \
+            t = v.delta if isinstance(v, Local) else v.local.delta if isinstance(v, (FlatLocal, SwappedLocal)) else \
                 v.value if isinstance(v, Dense) else None
             return t.untyped_storage().data_ptr() if isinstance(t, torch.Tensor) else None
 

@@ -16,6 +16,10 @@ site ``b // K``). A value flowing through the traced graph is one of:
   positions outside ``[0, L)``, which do not exist.
 * :class:`FlatLocal` — a ``Local`` flattened to ``(B, C * L)``, kept lazy so
   that a dense layer multiplies only the columns of the window.
+* :class:`SwappedLocal` — a 3-D ``Local`` with its channel and length axes
+  swapped, ``(B, L, C)``: a channels-last model's input between the layout
+  adapter's permute and the model's own one back (which gives the ``Local``
+  again); anything else expands it.
 * :class:`Dense` — the full value for every edit, ``(B, ...)``.
 
 A rule handles its inputs or raises :class:`Unsupported`: nothing is
@@ -33,8 +37,8 @@ import operator
 import torch
 import torch.nn.functional as F
 
-from ._fast_ism_values import (BATCH, Batched, Dense, FlatLocal, Local, Static, Unsupported,
-                               _trail, add_local, conv_local, pool_local, to_dense, union,
+from ._fast_ism_values import (BATCH, Batched, Dense, FlatLocal, Local, Static, SwappedLocal,
+                               Unsupported, _trail, add_local, conv_local, pool_local, to_dense, union,
                                unary_local, zero_outside)
 
 nn = torch.nn
@@ -103,7 +107,7 @@ def _static(v, what):
     """The plain value of an argument that must not depend on the input."""
     if isinstance(v, Static):
         return v.value
-    if isinstance(v, (Batched, Local, FlatLocal, Dense)):
+    if isinstance(v, (Batched, Local, FlatLocal, SwappedLocal, Dense)):
         raise Unsupported(f"{what} depends on the input")
     if isinstance(v, (tuple, list)):
         return type(v)(_static(a, what) for a in v)
@@ -279,6 +283,10 @@ class Rules:
             return self.unsqueeze(node, name, x, _static(args[1], 'dim'))
         if name == 'permute' and self.identity_permutation(x, args[1:], kwargs):
             return x   # layout adapters permute (0, 1, 2, 3) for (A, L, 1) models
+        if name in ('permute', 'transpose'):
+            swapped = self.swap(node, x, name, args[1:], kwargs)
+            if swapped is not None:
+                return swapped
         if name in DIM_METHODS:
             pos, kw = DIM_METHODS[name]
             self.check_dims(x, args[1:], kwargs, pos, kw, name)
@@ -329,6 +337,10 @@ class Rules:
             return args[0]
         if fn is torch.permute and self.identity_permutation(args[0], args[1:], kwargs):
             return args[0]
+        if fn in (torch.permute, torch.transpose):
+            swapped = self.swap(node, args[0], fn.__name__, args[1:], kwargs)
+            if swapped is not None:
+                return swapped
         if fn in DIM_FUNCS:
             pos, kw = DIM_FUNCS[fn]
             self.check_dims(args[0], args[1:], kwargs, pos - 1, kw, fn.__name__)
@@ -360,6 +372,11 @@ class Rules:
             k = idx.index(Ellipsis)
             idx = idx[:k] + (slice(None),) * (nd - len(idx) + 1) + idx[k + 1:]
         idx = idx + (slice(None),) * (nd - len(idx))
+        if isinstance(x, Local) and len(idx) == nd and idx[0] == slice(None) and isinstance(idx[1], list) and \
+                all(isinstance(i, int) and not isinstance(i, bool) for i in idx[1]) and \
+                all(i == slice(None) for i in idx[2:]):
+            # channels in another order (the layout adapter's AGCT models): a local change stays local
+            return Local(x.delta[:, idx[1]], x.start, x.length, x.trail, node)
         if len(idx) != nd or idx[0] != slice(None) or \
                 any(not isinstance(i, (slice, int)) for i in idx):
             raise Unsupported("indexing that touches the batch axis, adds axes or uses tensors")
@@ -409,6 +426,28 @@ class Rules:
             if x.trail:
                 return Local(x.delta, x.start, x.length, x.trail - 1, node)
         return Dense(getattr(to_dense(self.ctx, x), name)(dim), node)
+
+    def swap(self, node, x, name, rest, kwargs):
+        """``permute(0, 2, 1)``/``transpose(1, 2)`` of a 3-D local value (channels-last and back):
+        a :class:`SwappedLocal`, or the ``Local`` again; None for any other permutation."""
+        if not isinstance(x, (Local, SwappedLocal)) or (isinstance(x, Local) and x.trail) or self.ndim(x) != 3:
+            return None
+        try:
+            if name == 'transpose':
+                b = _bind(rest, kwargs, ('dim0', 'dim1'), {})
+                d = [_static(b.get(k), 'dim') for k in ('dim0', 'dim1')]
+                ok = all(isinstance(i, int) and not isinstance(i, bool) for i in d) and \
+                    sorted(i % 3 for i in d) == [1, 2]
+            else:
+                dims = _static(kwargs['dims'] if 'dims' in kwargs else rest[0] if len(rest) == 1 else rest, 'dims')
+                dims = list(dims) if isinstance(dims, (tuple, list)) else [dims]
+                ok = len(dims) == 3 and all(isinstance(i, int) and not isinstance(i, bool) for i in dims) and \
+                    [i % 3 for i in dims] == [0, 2, 1]
+        except Unsupported:
+            return None
+        if not ok:
+            return None
+        return SwappedLocal(x, node) if isinstance(x, Local) else x.local
 
     def identity_permutation(self, x, rest, kwargs):
         dims = kwargs.get('dims', rest[0] if len(rest) == 1 else rest)
@@ -579,7 +618,7 @@ class Rules:
                 return a.value
             if isinstance(a, (list, tuple)):
                 return type(a)(val(x) for x in a)
-            if isinstance(a, (Local, FlatLocal, Dense, Batched)):
+            if isinstance(a, (Local, FlatLocal, SwappedLocal, Dense, Batched)):
                 return to_dense(ctx, a)
             return a
         vals = [val(a) for a in args]

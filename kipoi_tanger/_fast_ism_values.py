@@ -57,6 +57,13 @@ class FlatLocal:
         self.local, self.node = local, node
 
 
+class SwappedLocal:
+    __slots__ = ('local', 'node')
+
+    def __init__(self, local, node):
+        self.local, self.node = local, node
+
+
 class Dense:
     __slots__ = ('value', 'node')
 
@@ -124,6 +131,8 @@ def to_dense(ctx, v):
         return ctx.ref_rows(v.node) + _trail(full, v.trail)
     if isinstance(v, FlatLocal):
         return to_dense(ctx, v.local).flatten(1)
+    if isinstance(v, SwappedLocal):
+        return to_dense(ctx, v.local).transpose(1, 2)
     raise Unsupported(f"cannot expand a {type(v).__name__}")
 
 
