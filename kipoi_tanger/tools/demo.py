@@ -7,7 +7,10 @@ dataloader, streaming into HDF5 files in Kipoi's layout:
 1. predictions (``preds/profile``, ``preds/counts``, region metadata) + a TSV,
 2. hypothetical DeepLIFT/SHAP attributions of the count output (20 dinucleotide shuffles),
 3. marginalization of the GATA motif ``GATAAG``,
-4. attribution logos and a self-contained HTML report,
+4. seqlets of the attributions named by the model's ``motifs.meme`` (TOMTOM: the
+   planted GATA and E-box motifs come out named) as BED + TSV, the per-base
+   attributions as a bigWig track, attribution logos in genomic coordinates and a
+   self-contained HTML report listing the named seqlets,
 5. tfmodisco-lite inputs. The 32 example regions are too few for modisco to
    find the motifs, and the export says so.
 
@@ -109,6 +112,25 @@ def _export(attributions, prefix):
     return res
 
 
+def _seqlets_and_track(paths, motifs):
+    """Seqlets (BED + TSV, named by ``motifs``) and a bigWig of the per-base attributions (chromosome
+    sizes from the index of the FASTA the dataloader read)."""
+    from .results import Results
+    from .seqlets import results_seqlets, write_seqlets
+    from .tracks import export_track
+    df = results_seqlets(paths['attributions'], motifs=motifs)
+    write_seqlets(df, [paths['seqlets_bed'], paths['seqlets_tsv']])
+    if motifs is not None:
+        counts = df.loc[df['named'], 'motif'].value_counts()
+        print(f"      {len(df)} seqlets; named: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "none")
+              + f"; unnamed {int((~df['named']).sum())}", flush=True)
+    fasta = (Results(paths['attributions']).attrs.get('dataloader_args') or {}).get('fasta_file')
+    if fasta and os.path.isfile(str(fasta) + '.fai'):
+        export_track(paths['attributions'], paths['attributions_bigwig'], fasta)
+    else:
+        paths.pop('attributions_bigwig')
+
+
 def demo(out: str = "demo_output", model: Optional[str] = None, n_shuffles: int = 20,
          modisco: bool = False) -> Dict[str, str]:
     """Run the demo into ``out``; returns ``{name: path}`` of what it wrote (progress on stdout).
@@ -142,6 +164,9 @@ def demo(out: str = "demo_output", model: Optional[str] = None, n_shuffles: int 
         'predictions_tsv': os.path.join(out, 'predictions.tsv'),
         'attributions': os.path.join(out, 'attributions.h5'),
         'marginalize': os.path.join(out, 'marginalize_GATAAG.h5'),
+        'seqlets_bed': os.path.join(out, 'seqlets.bed'),
+        'seqlets_tsv': os.path.join(out, 'seqlets.tsv'),
+        'attributions_bigwig': os.path.join(out, 'attributions.bw'),
         'logos': os.path.join(out, 'logos'),
         'report': os.path.join(out, 'report.html'),
     }
@@ -156,9 +181,13 @@ def demo(out: str = "demo_output", model: Optional[str] = None, n_shuffles: int 
         random_state=0, hypothetical=True, **common)
     print(f"[3/{steps}] marginalize    GATAAG in the middle of every region", flush=True)
     run('marginalize', model, [paths['marginalize']], example=True, motif='GATAAG', **common)
-    print(f"[4/{steps}] logos + report", flush=True)
+    motifs = os.path.join(model, 'motifs.meme')
+    motifs = motifs if os.path.isfile(motifs) else None
+    print(f"[4/{steps}] seqlets{' named by ' + os.path.basename(motifs) if motifs else ''}, bigWig track, "
+          "logos + report", flush=True)
+    _seqlets_and_track(paths, motifs)
     plot_attributions(paths['attributions'], paths['logos'], top=3)
-    write_report(paths['attributions'], paths['report'])
+    write_report(paths['attributions'], paths['report'], motifs=motifs)
     print(f"[5/{steps}] modisco inputs (32 example regions: too few to find motifs"
           f"{'' if modisco else '; kipoi-tanger demo --modisco runs motif discovery on 300'})", flush=True)
     ex = _export(paths['attributions'], os.path.join(out, 'modisco', ''))
