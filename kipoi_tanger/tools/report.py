@@ -34,6 +34,7 @@ DEFAULT_TOP = 5
 LOGO_WIDTH = 100     # positions per logo; longer sequences show their strongest window
 MAX_COLUMNS = 10     # prediction columns summarised per dataset
 TOP_SEQLETS = 15     # seqlets listed
+MAX_QVALUE = 0.05    # a seqlet is named when its best match's q-value is at most this
 
 _CSS = """
 body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;
@@ -238,7 +239,7 @@ def _seqlets(res, motifs, strand):
         genomic = False
         note = (" Positions are input positions: the file does not say whether the dataloader "
                 "reverse-complemented minus-strand regions (pass --strand rc or forward).")
-    df = results_seqlets(res, motifs=motifs, strand=strand, genomic=genomic)
+    df = results_seqlets(res, motifs=motifs, strand=strand, genomic=genomic, max_qvalue=MAX_QVALUE)
     return df, note
 
 
@@ -252,12 +253,23 @@ def _seqlets_section(res, df, note, motifs):
         counts = df.loc[df["named"], "motif"].value_counts()
         found = ", ".join(f"{_e(k)} <b>{v}</b>" for k, v in counts.items()) or "none"
         head += (f" Named by their best TOMTOM match in <code>{_e(os.path.basename(str(motifs)))}</code> "
-                 f"(q-value at most the cut-off): {found}; unnamed: {int((~df['named']).sum())}.")
+                 f"(q ≤ {MAX_QVALUE:g}): {found}; unnamed: {int((~df['named']).sum())}.")
     else:
         head += " Pass <code>--motifs FILE.meme</code> to name them by motif."
     parts = ["<h2>Seqlets" + (" named by motif" if named else "") + "</h2>", f"<p>{head}{_e(note)}</p>"]
     if not len(df):
         return parts
+    if named and df["named"].any():
+        rows = []
+        for motif, g in df[df["named"]].groupby("motif", sort=False):
+            best = g.sort_values("attribution", ascending=False, kind="stable").iloc[0]
+            where = (f"{best['chrom']}:{best['chrom_start']}-{best['chrom_end']}" if "chrom" in g
+                     else f"input {best['start']}-{best['end']}")
+            rows.append((motif, len(g), g["example_idx"].nunique(), g["attribution"].mean(),
+                         g["motif_qvalue"].min(), f"{best['region_id']} {where}"))
+        rows.sort(key=lambda r: -r[1])
+        parts.append(_table(rows, ["motif", "seqlets", "regions", "mean attribution", "best q-value",
+                                   "strongest"], num_cols=(1, 2, 3, 4)))
     top = df.sort_values("attribution", ascending=False, kind="stable").head(TOP_SEQLETS)
     rows = []
     for k, d in enumerate(top.to_dict("records"), 1):
