@@ -597,7 +597,7 @@ def _assemble(journal, outputs, paths, attrs, n_rows, extra_writers):
             d = os.path.dirname(path)
             # a rename is atomic within one filesystem only: build each file in its own dir
             tmp = os.path.join(journal.path, f"assembled-{i}{ext}") if d == jdir else \
-                os.path.join(d, f".{os.path.basename(path)}.assembling{ext}")
+                os.path.join(d, f".{os.path.basename(path)}.assembling-{os.getpid()}{ext}")   # runs sharing an output
             tmp_paths.append((tmp, path))
             low = path.lower()
             custom = next((w for suffix, w in extra_writers.items() if low.endswith(suffix)), None)
