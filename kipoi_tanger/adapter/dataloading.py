@@ -17,8 +17,8 @@ from typing import Iterator, Optional, Protocol, Tuple
 
 from .errors import AdapterError, one_line
 
-__all__ = ["BatchSource", "DataloaderSource", "iteration_mode", "batches", "n_rows", "slice_batch", "grouped", "prefetch",
-           "concat_batches", "first_batch", "named_errors", "loader_error"]
+__all__ = ["BatchSource", "DataloaderSource", "iteration_mode", "batches", "n_rows", "slice_batch", "grouped",
+           "prefetch", "concat_batches", "first_batch", "named_errors", "loader_error"]
 
 Batch = dict
 

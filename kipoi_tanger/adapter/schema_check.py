@@ -87,7 +87,8 @@ def check_section(module, spec, where: str = "model.yaml") -> None:
             label = f"{type(module).__name__}.forward"
             raise AdapterError(
                 f"{w}: {name!r} is neither an input of the schema nor a parameter of {label}"
-                f"{suggest(name, known)}; expected any of {', '.join(known) or 'none (the model takes no other input)'}")
+                f"{suggest(name, known)}; expected any of "
+                f"{', '.join(known) or 'none (the model takes no other input)'}")
 
 
 def _where(target) -> str:
@@ -137,8 +138,9 @@ def check_batch(target, items: Mapping, where: Optional[str] = None) -> None:
         per = tuple(int(s) for s in shape[1:])
         expected = spec.input_shapes[i] if i < len(spec.input_shapes) else None
         if not shape_fits(per, expected):
+            hint = _hint(per, expected, key == spec.sequence_input)
             raise AdapterError(f"{where}: input {name!r} has shape {format_shape(per)} per example, but the model's "
-                               f"schema expects {format_shape(expected)}{_hint(per, expected, key == spec.sequence_input)}")
+                               f"schema expects {format_shape(expected)}{hint}")
         if key == spec.sequence_input and spec.layout is not None:
             _check_sequence(spec, name, arr, per, where)
 

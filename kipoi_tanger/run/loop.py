@@ -46,7 +46,8 @@ from .outputs import (TABLE_SUFFIXES, check_outputs, first_difference, make_pare
                       resolve_output, shard_range, write_error)
 from .result import RunResult
 
-__all__ = ["run", "RunOptions", "check_device", "sequence_dataset", "GROUP_REGIONS", "GROUP_BYTES", "KILL_ENV", "PREFETCH_ENV"]
+__all__ = ["run", "RunOptions", "check_device", "sequence_dataset", "GROUP_REGIONS", "GROUP_BYTES", "KILL_ENV",
+           "PREFETCH_ENV"]
 
 KILL_ENV = "KIPOI_TANGER_KILL_AFTER_BATCHES"   # testing hook: SIGKILL self after k committed batches
 PREFETCH_ENV = "KIPOI_TANGER_PREFETCH"         # "0": load batches in the loop's own thread
