@@ -13,8 +13,8 @@ import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 from kipoi_tanger import cli  # noqa: E402
-from kipoi_tanger.tools.plot import (MIN_GLYPH_FRACTION, Results, ResultsError, _panels, parse_window,  # noqa: E402
-                                     plot_attributions, plot_logo, plot_marginalize, select_regions)
+from kipoi_tanger.tools.plot import (MIN_GLYPH_FRACTION, Results, ResultsError, _panels, logo_size,  # noqa: E402
+                                     parse_window, plot_attributions, plot_logo, plot_marginalize, select_regions)
 from results_files import MOTIF, MOTIF_AT, write_dls, write_marginalize  # noqa: E402
 
 
@@ -338,3 +338,143 @@ def test_logo_file_names_are_distinct_and_stable_per_region_id(dls, tmp_path):
     assert len(set(alone)) == 3 and sorted(os.listdir(one)) == sorted(alone)
     assert alone[1] == "logo_a_b.png" and alone[0].startswith("logo_a_b_") and alone[0] in names
     assert len(alone[2]) < 100 and alone[2] in names
+
+
+# ---------------------------------------------------------------------------
+# genomic coordinates, output names, paired views, ablate and space (issue 16)
+
+def _interval_onehot(path):
+    with h5py.File(path, "a") as f:
+        f.attrs["dataloader"] = "../../dataloaders/interval_onehot/dataloader.py::IntervalOneHot"
+
+
+def test_logo_axis_shows_genomic_positions_and_says_reverse_complemented(dls):
+    from kipoi_tanger.tools.plot import logo_title
+    path, data = dls
+    _interval_onehot(path)
+    res = Results(path)
+    # row 4: chr1:400-440 +; row 5: chr1:500-540 -, reverse-complemented by the dataloader
+    for row, first, last in ((4, "400", "439"), (5, "539", "500")):
+        p = res.placement(row, 40)
+        fig, ax = plt.subplots()
+        plot_logo(data["attr"][row][:, 5:35], ax=ax, start=5, placement=p)
+        fmt = ax.xaxis.get_major_formatter()
+        assert fmt(5) == str(p.base(5)) and fmt(0) == first and fmt(39) == last
+        assert ax.get_xlabel().startswith("chr1 position (0-based)")
+        assert ("reverse-complemented" in ax.get_xlabel()) == (row == 5)
+        plt.close(fig)
+    assert logo_title(res, 4, 5, 35, 40, res.placement(4, 40)) == "chr1:405-435 +, r4 [5:35] of chr1:400-440 +"
+    assert logo_title(res, 5, 0, 40, 40, res.placement(5, 40)) == "chr1:500-540 -, r5, shown reverse-complemented"
+    # the file does not say how the dataloader read minus-strand regions: input positions, said so
+    with h5py.File(path, "a") as f:
+        del f.attrs["dataloader"]
+    plain = Results(path)
+    assert plain.placement(5, 40) is None
+    assert "input positions" in logo_title(plain, 5, 0, 40, 40, None)
+
+
+def test_plot_attributions_strand_option(dls, tmp_path, capsys):
+    path, _ = dls
+    out = str(tmp_path / "o")
+    assert cli.main(["plot", "attributions", path, "--regions", "r5", "--strand", "rc", "-o", out,
+                     "--format", "png"]) == 0
+    check_png(capsys.readouterr().out.split()[0])
+    _interval_onehot(path)
+    assert cli.main(["plot", "attributions", path, "--regions", "r5", "--strand", "forward", "-o", out]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "reverse-complements minus-strand regions; drop --strand" in err[0]
+
+
+def _named_marginalize(path, n=12):
+    rng = np.random.default_rng(0)
+    before = rng.normal(size=(n, 3))
+    with h5py.File(path, "w") as f:
+        f["y_before/0"] = rng.normal(size=(n, 1, 60))
+        f["y_after/0"] = f["y_before/0"][:] + 1.0
+        f["y_before/1"] = before
+        f["y_after/1"] = before + np.array([1.0, -1.0, 0.5])
+        f.attrs["op"] = "marginalize"
+        f.attrs["output_names"] = json.dumps(["profile", "probs"])
+        f.attrs["column_labels"] = json.dumps({"probs": ["CTCF", "GATA1", "TAL1"]})
+        f.attrs["parameters"] = json.dumps({"motif": "GATAAG", "inner_op": "predict", "start": None})
+    return before
+
+
+def test_marginalize_plots_use_output_names_and_a_paired_view(tmp_path):
+    from kipoi_tanger.tools.plot import effect_figure
+    path = str(tmp_path / "m.h5")
+    before = _named_marginalize(path)
+    written = plot_marginalize(path, str(tmp_path / "o"), formats=["png"])
+    assert [os.path.basename(p) for p in written] == ["marginalize_profile.png", "marginalize_probs.png"]
+    check_png(written[1], min_w=800)
+    res = Results(path)
+    fig = effect_figure(res, "probs", "y_before/1", "y_after/1", "marginalize GATAAG · probs")
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 6                           # histogram + paired view per column
+    titles = [ax.get_title().replace("\n", " ") for ax in axes]
+    assert titles[0].startswith("probs, CTCF: mean Δ +1") and titles[1] == "probs, CTCF: per region: 12 of 12 up"
+    assert titles[3] == "probs, GATA1: per region: 0 of 12 up"
+    # the paired view: each region's before (x) against after (y)
+    np.testing.assert_allclose(axes[3].collections[0].get_offsets(),
+                               np.stack([before[:, 1], before[:, 1] - 1.0], axis=1))
+    plt.close(fig)
+
+
+def test_long_titles_are_wrapped_inside_the_figure(tmp_path):
+    from kipoi_tanger.tools.plot import marginalize_figure
+    b = np.random.default_rng(0).normal(size=(10, 1))
+    title = "t 0: prediction (mean over 400 positions) before vs after, with a very long model output name"
+    fig = marginalize_figure(b, b + 1, title=title, quantity="prediction (mean over 400 positions)",
+                             name="a_rather_long_output_name_of_a_zoo_model")
+    fig.canvas.draw()
+    box = fig.bbox
+    texts = [fig._suptitle] + [t for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label)]
+    for t in texts:
+        ext = t.get_window_extent()
+        assert ext.x0 >= box.x0 - 1 and ext.x1 <= box.x1 + 1 and ext.y1 <= box.y1 + 1, t.get_text()
+    assert fig._suptitle.get_text().replace("\n", " ") == title
+    plt.close(fig)
+    # a logo of a short window with a long title (a minus-strand window of a long region id)
+    fig, ax = plt.subplots(figsize=logo_size(12))
+    plot_logo(np.eye(4)[:, [0, 1, 2, 3] * 3], ax=ax, title="chr12:100000123-100000135 -, " + "region_" * 12
+              + " [500:512] of chr12:100000000-100001000 -, shown reverse-complemented")
+    fig.tight_layout()
+    fig.canvas.draw()
+    ext = ax.title.get_window_extent()
+    assert ext.x0 >= -1 and ext.x1 <= fig.bbox.x1 + 1 and ext.y1 <= fig.bbox.y1 + 1
+    plt.close(fig)
+
+
+def test_ablate_and_space_files_plot(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    for op, after, n in (("ablate", "y_after", 4), ("space", "y_afters", 3)):
+        path = str(tmp_path / f"{op}.h5")
+        with h5py.File(path, "w") as f:
+            f["y_before/0"] = rng.normal(size=(8, 1, 50))
+            f[f"{after}/0"] = rng.normal(size=(8, n, 1, 50))
+            f["y_before/1"] = rng.normal(size=(8, 1))
+            f[f"{after}/1"] = rng.normal(size=(8, n, 1))
+            f.attrs["op"] = op
+            f.attrs["output_names"] = json.dumps(["profile", "counts"])
+            f.attrs["parameters"] = json.dumps({"inner_op": "predict", "start": 10, "end": 30, "n": n,
+                                                "shuffle": "dinucleotide", "motifs": ["GATAAG", "CAGCTG"],
+                                                "spacing": [[0], [5], [10]]})
+        rc = cli.main(["plot", "marginalize", path, "-o", str(tmp_path / op), "--format", "png"])
+        out, err = capsys.readouterr()
+        assert rc == 0, err
+        assert [os.path.basename(p) for p in out.split()] == ["marginalize_profile.png", "marginalize_counts.png"]
+        for p in out.split():
+            check_png(p, min_w=300)
+    from kipoi_tanger.tools.plot import effect_figure, effect_title
+    res = Results(str(tmp_path / "space.h5"))
+    assert effect_title(res, "counts", "y_before/1", "y_afters/1") == "space GATAAG + CAGCTG · counts"
+    fig = effect_figure(res, "counts", "y_before/1", "y_afters/1", "")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "5", "10"]
+    b, a, _ = res.marginalize_values("y_before/1", "y_afters/1")
+    mean, = [line for line in ax.lines if line.get_label() == "mean"]
+    np.testing.assert_allclose(mean.get_ydata(), (a - b[:, None])[..., 0].mean(axis=0))
+    plt.close(fig)
+    res = Results(str(tmp_path / "ablate.h5"))
+    assert effect_title(res, "counts", "y_before/1", "y_after/1") == \
+        "ablate input positions 10-30 (4 dinucleotide shuffles) · counts"

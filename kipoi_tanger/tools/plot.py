@@ -125,15 +125,16 @@ def plot_logo(attr: np.ndarray, ax=None, start: int = 0, alphabet: Sequence[str]
             "; minus strand, reverse-complemented as the model read it: positions decrease"
             if placement.reversed else ""))
     if title:
-        ax.set_title(_wrap(title, logo_size(L)[0]), fontsize=10)
+        ax.set_title(_wrap(title, ax.figure.get_figwidth() * 0.85), fontsize=10)
     return ax
 
 
 def _wrap(text: str, width_in: float, fontsize: float = 10) -> str:
-    """``text`` broken into lines that fit ``width_in`` inches at ``fontsize`` (so titles are never cut off)."""
+    """``text`` broken into lines that fit ``width_in`` inches at ``fontsize`` (so titles are never cut off;
+    a word longer than a line is broken too)."""
     import textwrap
-    chars = max(20, int(width_in * 72 / (0.6 * fontsize)))
-    return "\n".join(textwrap.wrap(str(text), chars, break_long_words=False)) or str(text)
+    chars = max(16, int(width_in * 72 / (0.62 * fontsize)))
+    return "\n".join(textwrap.wrap(str(text), chars)) or str(text)
 
 
 def logo_title(res: Results, row: int, start: int, end: int, length: int,
@@ -358,8 +359,8 @@ def marginalize_figure(before: np.ndarray, after: np.ndarray, title: str = "", q
         hist_ax.hist(a[np.isfinite(a)], bins=bins, alpha=0.55, color="tab:red", label=after_label)
         delta = float(np.nanmean(a - b)) if len(a) else float("nan")
         head = f"{label}: " if label else ""
-        hist_ax.set_title(_wrap(f"{head}mean Δ {delta:+.3g}", 3.3, 9), fontsize=9)
-        hist_ax.set_xlabel(_wrap(quantity, 3.3, 9))
+        hist_ax.set_title(_wrap(f"{head}mean Δ {delta:+.3g}", 2.5, 9), fontsize=9)
+        hist_ax.set_xlabel(_wrap(quantity, 2.5, 10))
         hist_ax.set_ylabel("regions")
         hist_ax.legend(fontsize=7, frameon=False)
         ok = np.isfinite(b) & np.isfinite(a)
@@ -369,7 +370,7 @@ def marginalize_figure(before: np.ndarray, after: np.ndarray, title: str = "", q
         pair_ax.set_xlim(lo - pad, hi + pad)
         pair_ax.set_ylim(lo - pad, hi + pad)
         up = int((a[ok] > b[ok]).sum())
-        pair_ax.set_title(_wrap(f"{head}per region: {up} of {int(ok.sum())} up", 3.3, 9), fontsize=9)
+        pair_ax.set_title(_wrap(f"{head}per region: {up} of {int(ok.sum())} up", 2.5, 9), fontsize=9)
         pair_ax.set_xlabel("before")
         pair_ax.set_ylabel(after_label)
     more = f" (first {MAX_PANELS} of {len(panels)} columns)" if len(panels) > MAX_PANELS else ""
@@ -428,7 +429,7 @@ def spacing_figure(before: np.ndarray, after: np.ndarray, spacings: Sequence[str
         ax.set_xlabel("gap between the motifs (bp)")
         ax.set_ylabel(_wrap(f"Δ {quantity}", 2.6, 9), fontsize=9)
         if label:
-            ax.set_title(_wrap(label, width, 9), fontsize=9)
+            ax.set_title(_wrap(label, width - 1, 9), fontsize=9)
         ax.legend(fontsize=7, frameon=False)
     more = f" (first {MAX_PANELS} of {len(cols)} columns)" if len(cols) > MAX_PANELS else ""
     _suptitle(fig, title, more)
