@@ -424,8 +424,9 @@ def _run_export(a):
     import warnings
     if a.export_command in ("bigwig", "bedgraph"):
         from .tools.tracks import export_track
-        line = a.track_line if getattr(a, "track_line", None) is None or a.track_line else \
-            f"track type=bedGraph name={os.path.basename(a.output).split('.')[0]}"
+        line = getattr(a, "track_line", None)
+        if line == "":       # --track_line without a text
+            line = f"track type=bedGraph name={os.path.basename(a.output).split('.')[0]}"
         out = export_track(a.h5, a.output, a.chrom_sizes, fmt=a.export_command, values=a.values, reduce=a.reduce,
                            task=a.task, anchor=a.anchor, out_of_bounds=a.out_of_bounds, strand=a.strand,
                            track_line=line)

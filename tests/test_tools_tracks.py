@@ -245,3 +245,155 @@ def test_regions_reads_kipoi_metadata():
     runs = list(track_intervals(numpy.array([[1., 2, 3, 4], [5, 6, 7, 8]]), regs))
     assert [(c, s, v.tolist()) for c, s, v in runs] == [('chr1', 1, [4, 3, 2, 1]),
                                                         ('chr2', 2, [5, 6, 7, 8])]
+
+
+# ---------------------------------------------------------------------------
+# results files: export_track and `kipoi-tanger export bigwig|bedgraph`
+
+RANGES = {'chr': ['chr1', 'chr1', 'chr2', 'chr10'], 'start': [5, 15, 10, 40], 'end': [25, 35, 30, 60],
+          'strand': ['+', '-', '-', '+'], 'id': ['a', 'b', 'c', 'd']}
+
+
+def _results(path, datasets, ranges=RANGES, dataloader='dataloaders/interval_onehot/dataloader.py::IntervalOneHot',
+             **attrs):
+    import h5py
+    import json
+    with h5py.File(path, 'w') as f:
+        for k, v in datasets.items():
+            f[k] = v
+        if ranges is not None:
+            for k, v in ranges.items():
+                f[f'metadata/ranges/{k}'] = (numpy.asarray(v, dtype=object) if isinstance(v[0], str)
+                                             else numpy.asarray(v, dtype=numpy.int64))
+        f.attrs['dataloader'] = dataloader
+        f.attrs['layout'] = '(A, L)'
+        f.attrs['alphabet'] = json.dumps(list('ACGT'))
+        for k, v in attrs.items():
+            f.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
+    return str(path)
+
+
+def _one_hot(n, L, seed=0):
+    idx = numpy.random.default_rng(seed).integers(0, 4, (n, L))
+    return numpy.eye(4, dtype=numpy.float32)[idx].transpose(0, 2, 1)
+
+
+def _sizes_file(tmp_path):
+    path = tmp_path / 'genome.sizes'
+    path.write_text(''.join(f'{c}\t{n}\n' for c, n in SIZES.items()))
+    return str(path)
+
+
+def test_export_attributions_read_back(tmp_path, capsys):
+    from kipoi_tanger import cli
+    X = _one_hot(4, 20)
+    hyp = numpy.random.default_rng(1).normal(size=(4, 4, 20)).astype(numpy.float32)
+    sizes = _sizes_file(tmp_path)
+    # projected attributions: the sum over the alphabet is the observed base's value
+    proj = _results(tmp_path / 'p.h5', {'attributions': hyp * X, 'inputs': X}, op='deeplift-shap')
+    assert cli.main(['export', 'bigwig', proj, '--chrom_sizes', sizes, '-o', str(tmp_path / 'p.bw')]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [str(tmp_path / 'p.bw'), '# attributions, sum over ACGT of 4 regions; minus-strand regions reversed']
+    expected = expected_track((hyp * X).sum(1), RANGES)
+    assert_matches(read_bigwig(str(tmp_path / 'p.bw'), SIZES), expected, SIZES)
+    # hypothetical attributions: the observed base by default (reads inputs); their sum is refused
+    hpath = _results(tmp_path / 'h.h5', {'attributions': hyp, 'inputs': X}, op='deeplift-shap',
+                     parameters={'hypothetical': True})
+    assert cli.main(['export', 'bedgraph', hpath, '--chrom_sizes', sizes, '-o', str(tmp_path / 'h.bedGraph'),
+                     '--track_line']) == 0
+    capsys.readouterr()
+    tracks, _ = read_bedgraph(str(tmp_path / 'h.bedGraph'), SIZES)
+    assert open(tmp_path / 'h.bedGraph').readline() == 'track type=bedGraph name=h\n'
+    assert_matches(tracks, expected, SIZES)
+    assert cli.main(['export', 'bigwig', hpath, '--chrom_sizes', sizes, '-o', str(tmp_path / 'm.bw'),
+                     '--reduce', 'mean']) == 0
+    assert_matches(read_bigwig(str(tmp_path / 'm.bw'), SIZES), expected_track(hyp.astype(numpy.float64).mean(1), RANGES), SIZES)
+    capsys.readouterr()
+    assert cli.main(['export', 'bigwig', hpath, '--chrom_sizes', sizes, '-o', str(tmp_path / 's.bw'),
+                     '--reduce', 'sum']) == 2
+    assert 'hypothetical scores' in capsys.readouterr().err and not os.path.exists(tmp_path / 's.bw')
+
+
+def test_export_strand_rule_from_the_file_or_the_user(tmp_path, capsys):
+    from kipoi_tanger import cli
+    X = _one_hot(4, 20)
+    sizes = _sizes_file(tmp_path)
+    path = _results(tmp_path / 'u.h5', {'attributions': X * 2.0}, dataloader='my.Loader')
+    out = str(tmp_path / 'u.bw')
+    assert cli.main(['export', 'bigwig', path, '--chrom_sizes', sizes, '-o', out]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and '--strand rc' in err[0] and not os.path.exists(out)
+    assert cli.main(['export', 'bigwig', path, '--chrom_sizes', sizes, '-o', out, '--strand', 'forward']) == 0
+    forward = dict(RANGES, strand=['+'] * 4)
+    assert_matches(read_bigwig(out, SIZES), expected_track((X * 2.0).sum(1), forward), SIZES)
+    # a dataloader that recorded use_strand=False: not reversed, and --strand rc contradicts it
+    path = _results(tmp_path / 'f.h5', {'attributions': X * 2.0}, dataloader_args={'use_strand': False})
+    assert cli.main(['export', 'bedgraph', path, '--chrom_sizes', sizes, '-o', str(tmp_path / 'f.bg')]) == 0
+    assert_matches(read_bedgraph(str(tmp_path / 'f.bg'), SIZES)[0], expected_track((X * 2.0).sum(1), forward),
+                   SIZES)
+    capsys.readouterr()
+    assert cli.main(['export', 'bigwig', path, '--chrom_sizes', sizes, '-o', out, '--strand', 'rc']) == 2
+    assert 'drop --strand' in capsys.readouterr().err
+
+
+def test_export_profile_output_by_name_and_label(tmp_path, capsys):
+    from kipoi_tanger import cli
+    profile = numpy.random.default_rng(2).normal(size=(4, 2, 12)).astype(numpy.float32)
+    sizes = _sizes_file(tmp_path)
+    path = _results(tmp_path / 'p.h5', {'preds/0': profile, 'preds/1': profile[:, :, 0]},
+                    output_names=['profile', 'counts'], column_labels={'profile': ['CTCF', 'GATA1']})
+    out = str(tmp_path / 'g.bw')
+    assert cli.main(['export', 'bigwig', path, '--chrom_sizes', sizes, '-o', out, '--values', 'preds/profile',
+                     '--task', 'GATA1']) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith('# profile, track GATA1 of 4 regions')
+    # a profile of the central 12 bases of the 20-bp regions
+    assert_matches(read_bigwig(out, SIZES), expected_track(profile[:, 1], RANGES, anchor='center'), SIZES)
+    for argv, msg in ((['--values', 'preds/profile'], '2 columns (CTCF, GATA1); choose one with --task'),
+                      (['--values', 'preds/profile', '--task', 'TAL1'], 'one of CTCF, GATA1'),
+                      (['--values', 'preds/counts'], 'separate targets make no track'),
+                      (['--values', 'preds/nope'], 'no such output; the file has profile, counts'),
+                      (['--values', 'preds/profile', '--task', '0', '--reduce', 'sum'], '--reduce: only for'),
+                      (['--values', 'nonsense'], 'expected attributions, ism[/<output>] or preds/<output>')):
+        assert cli.main(['export', 'bigwig', path, '--chrom_sizes', sizes, '-o', str(tmp_path / 'x.bw')]
+                        + argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and msg in err[0], (argv, err)
+    assert not os.path.exists(tmp_path / 'x.bw')
+    assert [f for f in os.listdir(tmp_path) if 'partial' in f] == []
+
+
+def test_export_ism_scores(tmp_path, capsys):
+    """The ism op's datasets: ism (N, A, W, *output) and y0 (N, *output), window from ism_start."""
+    from kipoi_tanger import cli
+    rng = numpy.random.default_rng(3)
+    y0 = rng.normal(size=(4, 1)).astype(numpy.float32)
+    ism = (y0[:, None, None, :] + rng.normal(size=(4, 4, 8, 1))).astype(numpy.float32)
+    sizes = _sizes_file(tmp_path)
+    path = _results(tmp_path / 'i.h5', {'ism': ism, 'y0': y0}, op='ism', ism_start=6, ism_end=14,
+                    output_names=['counts'])
+    out = str(tmp_path / 'i.bedGraph')
+    assert cli.main(['export', 'bedgraph', path, '--chrom_sizes', sizes, '-o', out, '--values', 'ism']) == 0
+    assert 'ISM counts: mean change over ACGT' in capsys.readouterr().out
+    effect = (ism[..., 0].astype(numpy.float64) - y0[:, None, None, 0]).mean(axis=1)
+    # the window [6, 14) of each 20-bp input: + regions start + 6, - regions end - 14
+    window = dict(RANGES, start=[s + 6 if st == '+' else e - 14 for s, e, st in
+                                 zip(RANGES['start'], RANGES['end'], RANGES['strand'])])
+    window['end'] = [s + 8 for s in window['start']]
+    assert_matches(read_bedgraph(out, SIZES)[0], expected_track(effect, window), SIZES)
+    assert cli.main(['export', 'bedgraph', path, '--chrom_sizes', sizes, '-o', out, '--values', 'ism',
+                     '--reduce', 'observed']) == 2
+    assert "for ISM, mean or sum" in capsys.readouterr().err
+
+
+def test_export_needs_region_metadata_and_known_chromosomes(tmp_path, capsys):
+    from kipoi_tanger import cli
+    X = _one_hot(4, 20)
+    sizes = tmp_path / 'small.sizes'
+    sizes.write_text('chr1\t100\n')
+    for path, msg in ((_results(tmp_path / 'n.h5', {'attributions': X}, ranges=None), 'no metadata/ranges'),
+                      (_results(tmp_path / 'r.h5', {'attributions': X}), f"chrom sizes {sizes}: has no chromosome "
+                                                                          f"'chr2'")):
+        assert cli.main(['export', 'bigwig', path, '--chrom_sizes', str(sizes), '-o', str(tmp_path / 'x.bw')]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and msg in err[0], err
+    assert sorted(os.listdir(tmp_path)) == ['n.h5', 'r.h5', 'small.sizes']
