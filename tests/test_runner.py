@@ -77,7 +77,7 @@ def test_predict_matches_direct_and_kipoi_layout(dirs, tmp_path):
     assert attrs["parameters"]["batch_size"] == 16 and attrs["kipoi_tanger_version"]
     assert not os.path.exists(out + ".partial")
     header = open(tmp_path / "p.tsv").readline().rstrip("\n").split("\t")
-    assert "preds/1" in header and "metadata/ranges/chr" in header
+    assert "preds/task1" in header and "metadata/ranges/chr" in header     # the schema's column_labels
 
 
 def test_predict_tuple_output_names(dirs, tmp_path):
@@ -331,8 +331,8 @@ def test_parameters_record_what_affects_results(dirs, tmp_path):
     d = dirs["la"]
     kw = dict(dataloader_args=dl_args(d), n_shuffles=2, random_state=1, verbose=False)
     out = str(tmp_path / "a.h5")
-    with pytest.warns(RuntimeWarning, match="warning_threshold=0 "):
-        run("deeplift-shap", d, out, warning_threshold=0.0, **kw)
+    with pytest.warns(RuntimeWarning, match="warning_threshold=0 "):    # the run refuses unless accepted
+        run("deeplift-shap", d, out, warning_threshold=0.0, accept_large_deltas=True, **kw)
     p = h5io.read_attrs(out)["parameters"]
     assert p["warning_threshold"] == 0.0 and p["n_shuffles"] == 2 and p["random_state"] == 1
     assert h5io.read_attrs(out)["reduce"] is None
