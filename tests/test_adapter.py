@@ -355,5 +355,8 @@ def test_not_a_pytorch_model(tmp_path):
     (d / "model.yaml").write_text(yaml.safe_dump({
         "defined_as": "skmodel.M", "args": {}, "info": {"authors": [{"name": "x"}], "doc": "d"},
         "schema": {"inputs": {"shape": "(4,)", "doc": "x"}, "targets": {"shape": "(4,)", "doc": "y"}}}))
-    with pytest.raises(AdapterError, match="needs a PyTorch model"):
-        load(str(d), dataloader="kipoi.data.Dataset")
+    # loaded for forward-only ops (through predict_on_batch); graph ops are refused in one line
+    t = load(str(d), dataloader="kipoi.data.Dataset")
+    with pytest.raises(AdapterError, match=r"deeplift-shap needs a torch graph, and this is a custom \(skmodel.M\) "
+                                           "model"):
+        t.require_graph("deeplift-shap")
