@@ -12,15 +12,17 @@ The start-up hook (:mod:`kipoi_tanger._kipoi_hook`) loads this file as
 ``pkg_resources`` only when no real one can be imported and only for an
 import made by a Kipoi module, so kipoi_tanger does not need to pin
 ``setuptools<81``. It implements those calls with :mod:`importlib.metadata`
-and :mod:`packaging`; any other name raises an ``AttributeError`` that says
-so.
+and :mod:`packaging` (plus a no-op ``fixup_namespace_packages``, which
+pytest calls on any loaded ``pkg_resources``); any other name raises an
+``AttributeError`` that says so.
 """
 import importlib
 import importlib.metadata
 import os
 import sys
 
-__all__ = ["DistributionNotFound", "get_distribution", "parse_version", "resource_filename"]
+__all__ = ["DistributionNotFound", "get_distribution", "parse_version", "resource_filename",
+           "fixup_namespace_packages"]
 
 #: marks this module as kipoi_tanger's stand-in (tests and the hook look for it)
 KIPOI_TANGER_SHIM = True
@@ -75,6 +77,11 @@ def resource_filename(package_or_requirement: str, resource_name: str) -> str:
     paths = getattr(module, "__path__", None)
     base = list(paths)[0] if paths else os.path.dirname(module.__file__)
     return os.path.join(base, *resource_name.split("/"))
+
+
+def fixup_namespace_packages(path_item: str, parent=None) -> None:
+    """No-op: this stand-in declares no namespace packages. (pytest's ``monkeypatch.syspath_prepend``
+    calls it whenever a ``pkg_resources`` module is loaded.)"""
 
 
 def __getattr__(name):

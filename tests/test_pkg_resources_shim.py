@@ -13,8 +13,11 @@ from kipoi_tanger import _pkg_resources as shim
 
 def test_the_calls_kipoi_makes():
     import kipoi
-    conf = shim.resource_filename("kipoi.__main__", "logging.conf")          # kipoi/__main__.py
+    # kipoi/__main__.py asks for the file next to a plain module (kipoi.config stands in for it here:
+    # importing kipoi.__main__ would load the stand-in into this process where setuptools lacks one)
+    conf = shim.resource_filename("kipoi.config", "logging.conf")
     assert conf == os.path.join(os.path.dirname(kipoi.__file__), "logging.conf") and os.path.isfile(conf)
+    assert shim.resource_filename("kipoi", "logging.conf") == conf                     # a package
     assert shim.get_distribution("kipoi").version == importlib.metadata.version("kipoi")    # kipoi_conda.utils
     assert shim.get_distribution("kipoi-utils>=0.7").project_name.lower().replace("_", "-") == "kipoi-utils"
     with pytest.raises(shim.DistributionNotFound):
@@ -22,6 +25,7 @@ def test_the_calls_kipoi_makes():
     assert shim.parse_version("0.8.6") > shim.parse_version("0.8.5") >= shim.parse_version("0.8.5")
     with pytest.raises(AttributeError, match="pkg_resources.iter_entry_points: kipoi_tanger lends Kipoi a minimal"):
         shim.iter_entry_points
+    shim.fixup_namespace_packages("/somewhere")      # what pytest's monkeypatch.syspath_prepend calls
 
 
 def _import_from(module_name, finder):
