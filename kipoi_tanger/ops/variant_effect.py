@@ -454,10 +454,11 @@ class VariantEffect(Op):
         with VCFWriter(self.values["vcf"], path, [(f[0], f[1]) for f in fields], records=(start, stop)) as w:
             for flat in (itertools.chain([first], it) if first is not None else ()):
                 rec, allele = flat["metadata/variants/record"], flat["metadata/variants/allele"]
-                cols = [(fid, flat[key].reshape(len(rec), -1)[:, j]) for fid, _, key, j in fields]
-                for i in range(len(rec)):
+                table = np.stack([flat[key].reshape(len(rec), -1)[:, j] for _, _, key, j in fields], axis=1) \
+                    if fields else np.zeros((len(rec), 0))
+                for i, row in enumerate(table.tolist()):
                     v = Variant("", 0, "", "", "", int(rec[i]), int(allele[i]), 0)
-                    w.write(v, {fid: col[i] for fid, col in cols})
+                    w.write(v, dict(zip(ids, row)))
 
 
 def _column_labels(target, sel, o, size) -> List[str]:

@@ -6,7 +6,6 @@ allele that was skipped), records with no scored allele are copied
 unchanged. Field IDs are ``<prefix><score>_<output>`` made VCF-safe (see
 :func:`info_id`). The output is bgzipped when its name ends in ``.gz``.
 """
-import math
 import re
 from typing import Dict, Iterable, Optional, Tuple
 
@@ -23,7 +22,7 @@ def info_id(score: str, output: str = '', prefix: str = 'KT_') -> str:
 
 
 def _fmt(x):
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+    if x is None or x != x:      # None or NaN
         return '.'
     return f"{x:.6g}"
 
@@ -53,7 +52,8 @@ class VCFWriter:
                  records: Optional[Tuple[int, Optional[int]]] = None):
         from cyvcf2 import VCF, Writer
         self.fields = [f for f, _ in fields]
-        if len(set(self.fields)) != len(self.fields):
+        self._declared = set(self.fields)
+        if len(self._declared) != len(self.fields):
             raise ValueError(f"fields: duplicate INFO IDs in {self.fields}")
         self.vcf = VCF(vcf_in)
         existing = {h['ID'] for h in self.vcf.header_iter() if h['HeaderType'] == 'INFO'}
@@ -72,18 +72,38 @@ class VCFWriter:
                 break
             self.index += 1
         self.current = None
-        self.values: Dict[str, list] = {}
+        self.values: Dict[int, Dict[str, float]] = {}     # ALT index -> {INFO ID: value} of self.current
         self.closed = False
+
+    def _info(self, n_alt):
+        """``ID=v[,v...];...`` of the current record's values, fields in declaration order."""
+        per = [self.values.get(a) for a in range(n_alt)]
+        parts = []
+        if n_alt == 1:
+            d = per[0]
+            for f in self.fields:
+                v = d.get(f)
+                if v is not None:
+                    parts.append(f"{f}={_fmt(float(v))}")
+            return ';'.join(parts)
+        for f in self.fields:
+            vals = [None if d is None else d.get(f) for d in per]
+            if any(v is not None for v in vals):
+                parts.append(f + '=' + ','.join(_fmt(None if v is None else float(v)) for v in vals))
+        return ';'.join(parts)
 
     def _flush(self):
         if self.current is None:
             return
         rec = self.current
         if self.values:
-            for f in self.fields:
-                vals = self.values.get(f)
-                if vals is not None and any(v is not None for v in vals):
-                    rec.INFO[f] = ','.join(_fmt(v) for v in vals)
+            info = self._info(max(1, len(rec.ALT)))
+            if info:
+                # one INFO column for the record, parsed once (setting fields one by one through
+                # cyvcf2 costs ~10x more with hundreds of fields)
+                cols = str(rec).rstrip('\n').split('\t')
+                cols[7] = info if cols[7] in ('', '.') else f"{cols[7]};{info}"
+                rec = self.out.variant_from_string('\t'.join(cols))
         self.out.write_record(rec)
         self.current, self.values = None, {}
 
@@ -107,11 +127,12 @@ class VCFWriter:
             raise VariantError(f"VCF writer: variants must come in file order (record "
                                f"{variant.record} after {self.index})")
         self._advance(variant.record)
-        n_alt = max(1, len(self.current.ALT))
-        for f, v in values.items():
-            if f not in self.fields:
-                raise ValueError(f"VCF writer: INFO field {f} was not declared")
-            self.values.setdefault(f, [None] * n_alt)[variant.allele] = float(v)
+        undeclared = values.keys() - self._declared
+        if undeclared:
+            raise ValueError(f"VCF writer: INFO field {sorted(undeclared)[0]} was not declared")
+        if not 0 <= variant.allele < max(1, len(self.current.ALT)):
+            raise VariantError(f"VCF writer: record {variant.record} has no ALT {variant.allele}")
+        self.values.setdefault(variant.allele, {}).update(values)
 
     def close(self):
         if self.closed:
