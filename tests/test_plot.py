@@ -443,6 +443,16 @@ def test_long_titles_are_wrapped_inside_the_figure(tmp_path):
     ext = ax.title.get_window_extent()
     assert ext.x0 >= -1 and ext.x1 <= fig.bbox.x1 + 1 and ext.y1 <= fig.bbox.y1 + 1
     plt.close(fig)
+    # the x axis of a short reverse-complemented window says so on lines that fit
+    from kipoi_tanger.tools.results import Placement
+    fig, ax = plt.subplots(figsize=logo_size(40))
+    plot_logo(np.eye(4)[:, [0, 1, 2, 3] * 10], ax=ax, placement=Placement("chr1", 500, 40, True))
+    fig.tight_layout()
+    fig.canvas.draw()
+    ext = ax.xaxis.label.get_window_extent()
+    assert ext.x0 >= -1 and ext.x1 <= fig.bbox.x1 + 1 and ext.y0 >= -1
+    assert "reverse-complemented" in ax.get_xlabel()
+    plt.close(fig)
 
 
 def test_ablate_and_space_files_plot(tmp_path, capsys):

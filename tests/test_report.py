@@ -129,6 +129,104 @@ def test_cli_report_and_errors(tmp_path, capsys):
         assert len(err) == 1 and expect in err[0], err
 
 
+def test_report_run_table_is_what_a_user_set(tmp_path):
+    h5 = str(tmp_path / "m.h5")
+    write_marginalize(h5)
+    with h5py.File(h5, "a") as f:
+        f.attrs["parameters"] = json.dumps({"motif": "GATAAG", "start": None, "inner_op": "predict", "output": None,
+                                            "batch_size": 32, "keep_metadata": True, "dtype": None, "target": 0})
+        f.attrs["explained_output"] = ""
+        f.attrs["reduce"] = "null"
+        f.attrs["sequence_dataset"] = ""
+        f.attrs["dataloader_args"] = json.dumps({"intervals_file": "r.bed", "fasta_file": "g.fa"})
+    html = build_report(h5)
+    run_table, rest = html.split("<h2>Run</h2>", 1)[1].split("<details>", 1)
+    assert "<td>op</td><td>marginalize: predictions before and after inserting a motif</td>" in run_table
+    assert "<td>motif</td><td>GATAAG</td>" in run_table and "<td>start (input position)</td><td>centred</td>" in run_table
+    assert "<td>dataloader arguments</td><td>fasta_file=g.fa; intervals_file=r.bed</td>" in run_table
+    for internal in ("explained_output", "reduce", "sequence_dataset", "batch_size", "keep_metadata", "dtype",
+                     "null", "inner_op"):
+        assert internal not in run_table, internal
+    # every recorded attribute is still there, folded
+    details = rest.split("</details>", 1)[0]
+    for key in ("explained_output", "sequence_dataset", "parameters.batch_size"):
+        assert f"<td>{key}</td>" in details
+
+
+def test_report_explains_convergence_deltas(tmp_path):
+    h5 = str(tmp_path / "dls.h5")
+    write_dls(h5)
+    html = build_report(h5, top=0)
+    assert re.search(r"convergence delta is how far its attributions are from adding up to what they explain: "
+                     r"their sum minus the change of the explained output", html)
+
+
+def test_report_predictions_by_output_name_and_column_label(tmp_path):
+    h5 = str(tmp_path / "p.h5")
+    with h5py.File(h5, "w") as f:
+        f["preds/0"] = np.arange(4 * 50, dtype=np.float32).reshape(4, 1, 50)
+        f["preds/1"] = np.arange(12, dtype=np.float32).reshape(4, 3)
+        f.attrs["op"] = "predict"
+        f.attrs["output_names"] = json.dumps(["profile", "probs"])
+        f.attrs["column_labels"] = json.dumps({"probs": ["CTCF", "GATA1", "TAL1"]})
+    html = build_report(h5)
+    preds = html.split("<h2>Predictions</h2>", 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td class=\"num\">([^<]*)</td>", preds)
+    assert rows == [("profile", "0 (mean over 50 positions)", "99.5"), ("probs", "CTCF", "4.5"),
+                    ("probs", "GATA1", "5.5"), ("probs", "TAL1", "6.5")]
+    assert "<td>preds/1</td><td>output probs: CTCF, GATA1, TAL1</td>" in html
+
+
+def test_report_of_ablate_and_space_files(tmp_path):
+    rng = np.random.default_rng(0)
+    for op, after, n in (("ablate", "y_after", 5), ("space", "y_afters", 3)):
+        h5 = str(tmp_path / f"{op}.h5")
+        with h5py.File(h5, "w") as f:
+            f["y_before/0"] = rng.normal(size=(10, 2))
+            f[f"{after}/0"] = f["y_before/0"][:][:, None] + np.arange(n)[None, :, None]
+            f.attrs["op"] = op
+            f.attrs["output_names"] = json.dumps(["probs"])
+            f.attrs["parameters"] = json.dumps({"inner_op": "predict", "start": 10, "end": 30, "n": n,
+                                                "motifs": ["GATAAG", "CAGCTG"], "spacing": [[0], [5], [10]]})
+        html = build_report(h5)
+        assert_self_contained(html)
+        assert [alt for alt, _ in embedded_pngs(html)] == ["marginalize probs"]
+        if op == "ablate":
+            assert "<h2>Ablation: input positions 10-30 shuffled</h2>" in html
+            # after = the mean over the 5 shuffles: +2 for every region
+            rows = re.findall(r'<td class="num">(-?[0-9.e+-]+)</td><td>(\d+) of 10</td></tr>', html)
+            assert [float(x) for x, _ in rows] == pytest.approx([2.0, 2.0]) and [u for _, u in rows] == ["10", "10"]
+        else:
+            assert "<h2>Spacing: <code>GATAAG</code> + <code>CAGCTG</code></h2>" in html
+            rows = re.findall(r'<tr><td>([^<]*)</td><td>([^<]*)</td><td class="num">([^<]*)</td></tr>', html)
+            # the mean change at each gap, per output column
+            assert rows == [(f"probs · {col}", gap, delta) for col in "01"
+                            for gap, delta in (("0", "0"), ("5", "1"), ("10", "2"))]
+
+
+def test_report_seqlets_named_by_motifs(tmp_path, capsys):
+    h5 = str(tmp_path / "dls.h5")
+    write_dls(h5)
+    meme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "example_models",
+                        "motif_cnn", "motifs.meme")
+    out = str(tmp_path / "r.html")
+    assert cli.main(["report", h5, "-o", out, "--motifs", meme, "--strand", "rc"]) == 0
+    html = open(out).read()
+    assert "Seqlets named by motif" in html and "GATA GATAAG <b>4</b>" in html
+    # the planted GATAAG at input positions 15-21, on the genome; r5 is on the minus strand
+    assert re.search(r"<td>r5</td><td>chr1:(\d+)-(\d+)</td><td>-</td><td>GATA GATAAG</td>", html)
+    s, e = map(int, re.search(r"<td>r5</td><td>chr1:(\d+)-(\d+)</td>", html).groups())
+    assert s <= 540 - 21 and e >= 540 - 15
+    # without --strand the file does not say how minus-strand regions were read: input positions
+    html = build_report(h5, motifs=meme, top=0)
+    assert "<td>r5</td><td>input 13-23</td>" in html and "pass --strand rc or forward" in html
+    for argv, msg in ((["report", h5, "-o", out, "--motifs", str(tmp_path / "nope.meme")], "file not found"),
+                      (["report", str(tmp_path / "m.h5"), "-o", out, "--motifs", meme], "no such file")):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and msg in err[0], err
+
+
 # ---------------------------------------------------------------------------
 # the real runner's output
 
@@ -208,3 +306,38 @@ def test_report_renders_logos_in_headless_chromium(tmp_path):
               {"A": (0, 0.5, 0), "C": (0, 0, 1), "G": (1, 0.65, 0), "T": (1, 0, 0)}.items()}
     assert min(counts.values()) > 50, counts
     assert counts["A"] > 5 * counts["C"] and counts["G"] > 5 * counts["C"], counts
+
+
+@pytest.mark.slow
+def test_report_seqlets_and_before_after_in_headless_chromium(tmp_path):
+    """The named seqlets' table and shaded logos, and a before/after page, as a browser shows them."""
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("no chromium (apt-get install -y chromium)")
+    meme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "example_models",
+                        "motif_cnn", "motifs.meme")
+    h5 = str(tmp_path / "dls.h5")
+    write_dls(h5)
+    pages = {"seqlets": write_report(h5, str(tmp_path / "s.html"), top=2, motifs=meme, strand="rc")}
+    m = str(tmp_path / "m.h5")
+    write_marginalize(m)
+    pages["marginalize"] = write_report(m, str(tmp_path / "m.html"))
+    for name, page in pages.items():
+        shot = str(tmp_path / f"{name}.png")
+        r = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                            f"--user-data-dir={tmp_path / ('profile_' + name)}", "--hide-scrollbars",
+                            "--window-size=1200,2400", f"--screenshot={shot}", "file://" + os.path.abspath(page)],
+                           capture_output=True, text=True, timeout=120, env=dict(os.environ, HOME=str(tmp_path)))
+        assert r.returncode == 0 and os.path.exists(shot), r.stderr[-2000:]
+        img = mpimg.imread(shot)[..., :3]
+        assert (img.min(axis=-1) < 0.5).mean() > 0.01
+
+        def pixels(rgb):
+            return int((np.abs(img - np.array(rgb)).max(axis=-1) < 0.03).sum())
+
+        if name == "seqlets":
+            assert pixels((1.0, 0xf2 / 255, 0xa8 / 255)) > 2000          # the seqlets' shading on the logos
+        else:
+            red = (img[..., 0] > 0.75) & (img[..., 1] < 0.6) & (img[..., 2] < 0.6)
+            assert red.sum() > 2000                     # the "after" histograms and the paired views' points

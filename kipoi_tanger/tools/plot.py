@@ -121,9 +121,9 @@ def plot_logo(attr: np.ndarray, ax=None, start: int = 0, alphabet: Sequence[str]
         from matplotlib.ticker import FuncFormatter, MaxNLocator
         ax.xaxis.set_major_locator(MaxNLocator(nbins=max(3, min(10, L // 8)), integer=True))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{int(placement.base(int(round(x)))):,}"))
-        ax.set_xlabel(f"{placement.chrom} position (0-based)" + (
+        ax.set_xlabel(_wrap(f"{placement.chrom} position (0-based)" + (
             "; minus strand, reverse-complemented as the model read it: positions decrease"
-            if placement.reversed else ""))
+            if placement.reversed else ""), ax.figure.get_figwidth() * 0.85))
     if title:
         ax.set_title(_wrap(title, ax.figure.get_figwidth() * 0.85), fontsize=10)
     return ax

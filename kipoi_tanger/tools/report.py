@@ -190,6 +190,8 @@ def _datasets_section(res):
             if labels:
                 holds += ": " + ", ".join(labels[:8]) + (" ..." if len(labels) > 8 else "")
         rows.append((name, holds, "(" + ", ".join(map(str, res.shapes[name])) + ")", res.dtypes[name]))
+    if not any(r[1] for r in rows):
+        return ["<h2>Datasets</h2>", _table([(r[0],) + r[2:] for r in rows], ["dataset", "shape", "dtype"])]
     return ["<h2>Datasets</h2>", _table(rows, ["dataset", "holds", "shape", "dtype"])]
 
 
