@@ -131,3 +131,30 @@ def test_ablate_and_space_pairs(tmp_path):
     assert b.shape == (6, 1) and a.shape == (6, 3, 1)
     np.testing.assert_allclose(a - b[:, None], np.broadcast_to(np.array([0.0, 2.0, 4.0])[None, :, None], a.shape))
     assert sp.spacing_labels(3) == ["0", "10", "20"] and sp.spacing_labels(2) == ["0", "1"]
+
+
+def test_column_labels_file_names_tsv_columns_attributes_and_report(tmp_path, monkeypatch):
+    """A model whose schema names its output columns in a labels file (Kipoi's
+    targets.column_labels: labels.txt): the TSV has preds/<label> columns in the model's order,
+    the HDF5 file records the labels and the dataloader's defaults, the report shows them."""
+    import pandas as pd
+    from kipoi_model_dirs import dl_args, make_model_dir
+    from kipoi_tanger.run import run
+    from kipoi_tanger.tools.report import build_report
+    d = make_model_dir(tmp_path, name="lab", n_regions=12,
+                       targets={"name": "probs", "shape": "(2,)", "doc": "two tasks", "column_labels": "labels.txt"})
+    with open(f"{d}/labels.txt", "w") as fh:
+        fh.write("CTCF\nGATA1\n")
+    monkeypatch.chdir(tmp_path)                  # Kipoi reads the labels file relative to the model dir
+    h5, tsv = str(tmp_path / "p.h5"), str(tmp_path / "p.tsv")
+    run("predict", d, [h5, tsv], dataloader_args=dl_args(d), keep_metadata=True, verbose=False)
+    table = pd.read_csv(tsv, sep="\t")
+    assert list(table.columns) == [f"metadata/ranges/{k}" for k in ("chr", "start", "end", "id", "strand")] + \
+        ["preds/CTCF", "preds/GATA1"]
+    with h5py.File(h5, "r") as f:
+        np.testing.assert_allclose(table[["preds/CTCF", "preds/GATA1"]].to_numpy(), f["preds"][:], rtol=1e-6)
+    res = Results(h5)
+    assert res.column_labels("preds") == ["CTCF", "GATA1"] and res.output_name("preds") == "probs"
+    assert isinstance(res.attrs["dataloader_defaults"], dict)
+    html = build_report(h5)
+    assert "<td>probs</td><td>CTCF</td>" in html and "<td>probs</td><td>GATA1</td>" in html
