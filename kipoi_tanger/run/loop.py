@@ -16,7 +16,14 @@ assembled from the journal at the end, then renamed into place. Hence:
 * ``shard=(i, N)`` processes the i-th of N contiguous blocks of regions (block
   edges fall on batch edges, so every batch is the batch a single run would
   see) and :func:`~kipoi_tanger.run.merge.merge` joins the shard files into
-  exactly the single-run file.
+  exactly the single-run file;
+* bad input is refused before anything is written: the outputs' paths are
+  resolved once, ``--device`` is checked, and the first batch is read and
+  checked against the model's schema (:mod:`~kipoi_tanger.adapter.schema_check`)
+  before any output, parent directory or journal is created; a second run on
+  the same output is refused while the first holds its journal's lock; a full
+  disk is one line naming the file (the committed batches are kept for
+  ``--resume``).
 
 The loop knows no op by name: what to compute, which files an op may write,
 whether batches can be grouped, what is recorded, all come from the op object.
