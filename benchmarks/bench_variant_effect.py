@@ -9,6 +9,11 @@ all-possible-SNVs VCF):
 * ``kipoi_tanger``: ``read_vcf`` → ``variant_windows`` → ``batches`` (64) →
   ``VariantScorer`` (streamed; the alternative windows through the fast ISM
   engine);
+* ``kipoi_tanger_cli``: the command line, ``kipoi-tanger variant-effect MODEL_DIR
+  --vcf ... --fasta ... -o out.h5`` (``cli.main`` in the measured process, so
+  Python's start-up is not counted; the model dir holds the same network):
+  model loading, the VCF's record count, the journal, the HDF5 file and the
+  skipped-records TSV included;
 * ``tangermeme``: ``tangermeme.io.read_vcf`` (pandas), pyfaidx windows,
   ``one_hot_encode``, one row of ``X`` per ALT (as its docs say to score
   several ALTs of a site), then ``substitution_effect`` (batch 64) on all of
@@ -16,10 +21,10 @@ all-possible-SNVs VCF):
 
 Each runs in a fresh subprocess (warm-up on 16 variants first), repeats
 interleaved; the scores are compared (max |diff| / max |y_before|). Memory:
-kipoi_tanger's pipeline is run again at growing VCF sizes with a light model
-(one conv layer and a mean; the pipeline's memory does not depend on the
-model) and its peak RSS above the start is reported per size; it must stay
-flat. tangermeme's pipeline holds every window in memory, so it is only run
+kipoi_tanger's pipeline and command line are run again at growing VCF sizes
+with a light model (one conv layer and a mean; the pipeline's memory does not
+depend on the model) and their peak RSS above the start is reported per size;
+it must stay flat. tangermeme's pipeline holds every window in memory, so it is only run
 at the throughput size.
 
 Usage: python benchmarks/bench_variant_effect.py [--quick] [--n N] [--memory-sizes 10000 100000 1000000]
@@ -44,7 +49,83 @@ from _measure import RSSSampler  # noqa: E402
 L = 600
 GENOME = 2_000_000
 BATCH = 64
-IMPLS = ('kipoi_tanger', 'tangermeme')
+IMPLS = ('kipoi_tanger', 'kipoi_tanger_cli', 'tangermeme')
+
+MODEL_PY = """import sys
+sys.path.insert(0, {here!r})
+sys.path.insert(0, {tests!r})
+{make}
+"""
+MAKE = {'basset': "from bench_ism import make_model\nmodel = make_model('basset')",
+        'light': "from bench_variant_effect import light_model\nmodel = light_model()"}
+
+
+def write_model_dir(d, model_name):
+    """A Kipoi model dir (type: pytorch, module_obj + weights) holding the benchmark's network, with a
+    stub dataloader (variant-effect cuts its own windows); returns its path."""
+    import torch
+    import yaml
+    md = os.path.join(d, f'kipoi_{model_name}')
+    if os.path.isdir(md):
+        return md
+    os.makedirs(md)
+    with open(os.path.join(md, 'model.py'), 'w') as f:
+        f.write(MODEL_PY.format(here=HERE, tests=os.path.join(HERE, '..', 'tests'), make=MAKE[model_name]))
+    if model_name == 'basset':
+        from bench_ism import make_model
+        net, n_out = make_model('basset'), 164
+    else:
+        net, n_out = light_model(), 2
+    torch.save(net.state_dict(), os.path.join(md, 'weights.pth'))
+    with open(os.path.join(md, 'dataloader.py'), 'w') as f:
+        f.write("import numpy as np\nfrom kipoi.data import Dataset\n\n\nclass Dl(Dataset):\n"
+                "    def __init__(self, n=1):\n        self.n = n\n\n    def __len__(self):\n"
+                "        return self.n\n\n    def __getitem__(self, i):\n"
+                f"        return {{'inputs': np.zeros((4, {L}), dtype=np.float32)}}\n")
+    seq = {'name': 'seq', 'shape': f'(4, {L})', 'special_type': 'DNASeq', 'doc': 'one-hot DNA'}
+    info = {'authors': [{'name': 'kipoi_tanger benchmarks'}], 'doc': 'benchmark network'}
+    with open(os.path.join(md, 'model.yaml'), 'w') as f:
+        yaml.safe_dump({'type': 'pytorch', 'args': {'module_file': 'model.py', 'module_obj': 'model',
+                                                    'weights': 'weights.pth'},
+                        'default_dataloader': '.', 'info': info, 'dependencies': {'conda': ['pytorch']},
+                        'schema': {'inputs': seq, 'targets': {'name': 'probs', 'shape': f'({n_out},)',
+                                                              'doc': 'outputs'}}}, f)
+    with open(os.path.join(md, 'dataloader.yaml'), 'w') as f:
+        yaml.safe_dump({'type': 'Dataset', 'defined_as': 'dataloader.Dl',
+                        'args': {'n': {'doc': 'regions', 'optional': True}}, 'info': info,
+                        'output_schema': {'inputs': seq}}, f)
+    return md
+
+
+def head_vcf(vcf, n):
+    """The first n records of a VCF, as a new file next to it (the command line's warm-up)."""
+    path = f'{vcf}.head{n}.vcf'
+    with open(vcf) as f, open(path, 'w') as o:
+        k = 0
+        for line in f:
+            if not line.startswith('#'):
+                k += 1
+                if k > n:
+                    break
+            o.write(line)
+    return path
+
+
+def cli(model_dir, vcf, fa, limit=None, keep=True):
+    """``kipoi-tanger variant-effect`` (cli.main in this process) into an HDF5 file, read back."""
+    import h5py
+    import numpy
+    from kipoi_tanger import cli as kt_cli
+    v = head_vcf(vcf, limit) if limit else vcf
+    out = f'{v}.kt.h5'
+    rc = kt_cli.main(['variant-effect', model_dir, '--vcf', v, '--fasta', fa, '--batch_size', str(BATCH),
+                      '--device', 'cpu', '-o', out, '-q', '--overwrite'])
+    if rc != 0:
+        raise RuntimeError(f'kipoi-tanger variant-effect exited with {rc}')
+    with h5py.File(out, 'r') as f:
+        n = len(f['diff'])
+        diff = f['diff'][:].astype('float32') if keep else numpy.array([float(f['diff'][:1].sum())])
+    return diff, n
 
 
 def make_genome(d):
@@ -148,6 +229,11 @@ def child(impl, vcf, fa, out, threads, model_name):
     if impl == 'kipoi_tanger':
         def f(m, v, a, limit=None):
             return ours(m, v, a, limit, keep=model_name == 'basset')
+    elif impl == 'kipoi_tanger_cli':
+        model_dir = write_model_dir(os.path.dirname(os.path.abspath(vcf)), model_name)
+
+        def f(m, v, a, limit=None):
+            return cli(model_dir, v, a, limit, keep=model_name == 'basset')
     else:
         f = tangermeme_pipeline
     f(model, vcf, fa, limit=16)                      # warm-up
@@ -206,23 +292,28 @@ def main():
                                      a.threads])
                     res['loadavg_1min_after'] = os.getloadavg()[0]
                     runs[impl].append(res)
-                    print(f"{scen:24s} {impl:12s} n={res['n']} wall {res['wall_s']:7.2f} s "
+                    print(f"{scen:24s} {impl:16s} n={res['n']} wall {res['wall_s']:7.2f} s "
                           f"({res['n'] / res['wall_s']:.1f} variants/s)  peak "
                           f"+{res['peak_rss_above_start_mib']:.0f} MiB", flush=True)
-            a_ours = numpy.load(os.path.join(d, f'{scen}_kipoi_tanger.npy'))
             a_theirs = numpy.load(os.path.join(d, f'{scen}_tangermeme.npy'))
-            parity = float(numpy.abs(a_ours - a_theirs).max() / runs['tangermeme'][0]['scale'])
-            scenarios[scen] = (runs, parity, int(a_ours.size))
+            parity = {}
+            for impl in IMPLS[:2]:
+                a_ours = numpy.load(os.path.join(d, f'{scen}_{impl}.npy'))
+                parity[impl] = float(numpy.abs(a_ours - a_theirs).max() / runs['tangermeme'][0]['scale'])
+            scenarios[scen] = (runs, parity, int(a_theirs.size))
         memory = []
         for size in sizes:
             v = make_vcf(d, g, size, f'mem{size}.vcf')
-            res = run_child(['--child', 'kipoi_tanger', v, fa, 'light', '--threads', a.threads])
-            memory.append({'n_variants': res['n'], 'wall_s': round(res['wall_s'], 2),
-                           'variants_per_s': round(res['n'] / res['wall_s'], 1),
-                           'peak_rss_above_start_mib': round(res['peak_rss_above_start_mib'], 1)})
-            print(f"memory  n={size}: peak +{res['peak_rss_above_start_mib']:.1f} MiB, "
-                  f"{res['n'] / res['wall_s']:.0f} variants/s (light model)", flush=True)
-            os.remove(v)
+            for impl in IMPLS[:2]:
+                res = run_child(['--child', impl, v, fa, 'light', '--threads', a.threads])
+                memory.append({'impl': impl, 'n_variants': res['n'], 'wall_s': round(res['wall_s'], 2),
+                               'variants_per_s': round(res['n'] / res['wall_s'], 1),
+                               'peak_rss_above_start_mib': round(res['peak_rss_above_start_mib'], 1)})
+                print(f"memory  {impl:16s} n={size}: peak +{res['peak_rss_above_start_mib']:.1f} MiB, "
+                      f"{res['n'] / res['wall_s']:.0f} variants/s (light model)", flush=True)
+            for f in os.listdir(d):
+                if f.startswith(f'mem{size}.vcf'):
+                    os.remove(os.path.join(d, f))
     out = {}
     for scen, (runs, parity, n_compared) in scenarios.items():
         summary = {}
@@ -238,7 +329,11 @@ def main():
         out[scen] = {'results': summary,
                      'variants_per_s_vs_tangermeme': round(summary['tangermeme']['wall_s_min']
                                                            / summary['kipoi_tanger']['wall_s_min'], 2),
-                     'parity_max_abs_diff_over_scale': parity, 'n_scores_compared': n_compared}
+                     'cli_variants_per_s_vs_tangermeme': round(summary['tangermeme']['wall_s_min']
+                                                               / summary['kipoi_tanger_cli']['wall_s_min'], 2),
+                     'parity_max_abs_diff_over_scale': parity['kipoi_tanger'],
+                     'cli_parity_max_abs_diff_over_scale': parity['kipoi_tanger_cli'],
+                     'n_scores_compared': n_compared}
     result = {
         'benchmark': 'variant_effect', 'model': 'Basset-like (bench_ism.py), 600 bp, 164 outputs',
         'n_variants': n, 'batch_size': BATCH, 'repeats': repeats,
@@ -254,7 +349,8 @@ def main():
     path = os.path.join(HERE, 'results', 'variant_effect.json')
     with open(path, 'w') as f:
         json.dump(result, f, indent=2)
-    print(json.dumps({k: (v['variants_per_s_vs_tangermeme'], v['parity_max_abs_diff_over_scale'])
+    print(json.dumps({k: {'library': (v['variants_per_s_vs_tangermeme'], v['parity_max_abs_diff_over_scale']),
+                          'cli': (v['cli_variants_per_s_vs_tangermeme'], v['cli_parity_max_abs_diff_over_scale'])}
                       for k, v in out.items()}))
     print('wrote', path)
 

@@ -271,6 +271,18 @@ def test_variant_effect_outputs_equal_the_python_ops(work, tmp_path):
                                        L_BASSET)
         assert (got["metadata/ranges/start"][i], got["metadata/ranges/end"][i]) == (s, s + L_BASSET)
         assert decode(got["inputs/ref"][i]) == ref_w and decode(got["inputs/alt"][i]) == alt_w, ids[i]
+    # a model that reads the minus strand: the same genome interval, reverse-complemented
+    run("variant-effect", work["basset"], str(tmp_path / "minus.h5"), vcf=vcf, fasta=fa, strand="-", batch_size=4,
+        keep_inputs=True, verbose=False)
+    minus = h5io.load(str(tmp_path / "minus.h5"))
+    comp = str.maketrans("ACGT", "TGCA")
+    # even L: the allele at index L // 2 of the reverse-complemented window is one base right of '+'
+    assert int(minus["metadata/ranges/start"][0]) == 500 - 1 - (L_BASSET // 2 - 1)
+    for i in (0, 4):                       # the SNV and the MNV
+        s = int(minus["metadata/ranges/start"][i])
+        c = minus["metadata/variants/chrom"][i]
+        assert decode(minus["inputs/ref"][i]) == G[c][s:s + L_BASSET].translate(comp)[::-1]
+        assert minus["metadata/ranges/strand"][i] == "-"
     # the Python ops on the same windows
     m = kipoi_tanger.load_model(BASSET)
     scorer = VariantScorer(m.model, scores=["diff", "logit", "deepsea_effect"], batch_size=4)
@@ -376,9 +388,12 @@ def test_variant_effect_strict_and_bad_input(work, tmp_path, capsys):
     assert not out.exists() or os.listdir(out) == []
     # a VCF whose alleles all fail: one line, nothing written
     bad = tmp_path / "bad.vcf"
-    bad.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\nchr9\t5\tx\tA\tC\t.\t.\t.\n")
+    bad.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n1\t500\tx\tA\tC\t.\t.\t.\n")
     rc, err = _main(["variant-effect", BASSET, "--vcf", str(bad), "--fasta", fa, "-o", str(out / "b.h5")], capsys)
-    assert rc == 2 and "none of the alleles" in err and "line 3: chromosome not in the FASTA" in err, err
+    assert rc == 2 and err.strip() == (
+        f"kipoi-tanger: error: --vcf: none of the alleles of {bad} could be scored; the first, line 3: chromosome "
+        "not in the FASTA: '1' is not in the FASTA (it has 'chr1': the VCF and the FASTA name chromosomes "
+        "differently)")
     assert not out.exists() or os.listdir(out) == []
 
 

@@ -169,7 +169,7 @@ class VariantSource:
         end = max(end, last + 1)
         if not wins and not scored and whole:
             from ..variants.windows import REASONS
-            why = f"; the first, line {first_skip.variant.line}: {REASONS[first_skip.reason]} ({first_skip.detail})" \
+            why = f"; the first, line {first_skip.variant.line}: {REASONS[first_skip.reason]}: {first_skip.detail}" \
                 if first_skip is not None else ""
             raise OpError(f"--vcf: none of the alleles of {self.vcf} could be scored{why}")
         if end > units_from:

@@ -235,7 +235,10 @@ def _one(v, fa, length, strand):
         if not allele or not set(allele) <= _ALLELE_OK:
             return Skipped(v, 'bad_allele', f"{what} {allele!r} is not made of ACGTN")
     if v.chrom not in fa.lengths:
-        return Skipped(v, 'chrom_missing', f"{v.chrom!r} is not in the FASTA")
+        other = 'chr' + v.chrom if not v.chrom.startswith('chr') else v.chrom[3:]
+        hint = f" (it has {other!r}: the VCF and the FASTA name chromosomes differently)" \
+            if other in fa.lengths else ''
+        return Skipped(v, 'chrom_missing', f"{v.chrom!r} is not in the FASTA{hint}")
     n = fa.lengths[v.chrom]
     s0 = v.pos - 1
     if s0 < 0 or s0 + len(v.ref) > n:
