@@ -192,7 +192,6 @@ def test_results_tools_read_inputs_in_the_files_channel_order(zoo, tmp_path):
     assert np.all(shap[ohe == 0] == 0) and np.any(shap[ohe == 1] != 0)    # projected on the observed bases
 
 
-@pytest.mark.xfail(strict=True, reason="run/loop.py _attrs does not merge KipoiTarget.file_attrs (model_alphabet) yet")
 def test_files_record_the_models_alphabet(zoo, tmp_path):
     d = zoo["beluga"]
     out = str(tmp_path / "p.h5")
@@ -304,3 +303,13 @@ def test_declared_rules_and_the_accept_flag(zoo, tmp_path):
     finally:
         zm.set_rules(d, None)
 
+
+
+def test_load_sequences_reads_inputs_in_the_files_channel_order(zoo, tmp_path):
+    """run.h5io.load_sequences maps an AGCT model's kept inputs to the file's ACGT order."""
+    from kipoi_tanger.run import h5io
+    d = zoo["beluga"]
+    out = str(tmp_path / "p.h5")
+    run("predict", d, out, dataloader_args=zm.dl_args(d), batch_size=4, keep_inputs=True, verbose=False)
+    np.testing.assert_array_equal(h5io.load_sequences(out).numpy(),
+                                  zm.to_acgt(read(out, "inputs")[0], "beluga").numpy())

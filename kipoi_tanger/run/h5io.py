@@ -29,7 +29,7 @@ from typing import Dict, Iterable, Iterator, Optional, Tuple
 import numpy as np
 
 JSON_ATTRS = ("parameters", "alphabet", "dataloader_args", "output_names", "spec", "shard_range", "reduce",
-              "column_labels", "dataloader_defaults")
+              "column_labels", "dataloader_defaults", "model_alphabet", "conversion_check")
 CHUNK_BYTES = 1 << 20
 BLOCK_BYTES = 32 << 20
 MAX_CHUNK_ROWS = 8192
@@ -273,8 +273,12 @@ def load_sequences(path: str):
     if name is None:
         raise ValueError(f"{path}: no dataset holds the sequence input; run with --keep_inputs")
     x = load(path, [name])[name]
-    alphabet = attrs.get("alphabet") or list("ACGT")
-    return Layout.parse(layout).from_model(x, len(alphabet))
+    alphabet = list(attrs.get("alphabet") or "ACGT")
+    # `inputs` are in the model's one-hot order (`model_alphabet`, e.g. AGCT), the result in `alphabet`'s
+    lay = Layout.parse(layout)
+    if attrs.get("model_alphabet"):
+        lay = lay.with_alphabet(attrs["model_alphabet"])
+    return lay.from_model(x, len(alphabet))
 
 
 def table_columns(flat: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:

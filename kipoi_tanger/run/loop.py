@@ -270,11 +270,12 @@ def _run(op, model, outputs, paths, journal, opts, switches, shard):
 
     tgt = model if isinstance(model, KipoiTarget) else load(model, source=opts.source, dataloader=opts.dataloader,
                                                            dataloader_source=opts.dataloader_source)
+    # the run's dataloader arguments first: they may set the alphabet, layout or length the op checks against
+    dl_kwargs = op.dataloader_args(tgt, opts.dataloader_args, opts.example)
     op.resolve(tgt)
     params = {"batch_size": opts.batch_size, "dtype": None if opts.dtype is None else str(opts.dtype),
               "keep_metadata": bool(opts.keep_metadata), "keep_inputs": bool(opts.keep_inputs)}
     params.update(op.parameters())
-    dl_kwargs = op.dataloader_args(tgt, opts.dataloader_args, opts.example)
 
     identity = {"op": op.name, "model": tgt.name, "source": tgt.source, "dataloader": tgt.dataloader_name,
                 "dataloader_args": dl_kwargs, "parameters": params, "shard": shard,
@@ -549,6 +550,9 @@ def _attrs(tgt, op, params, identity, n_rows, specs):
         "alphabet": list(spec.alphabet),
         "output_names": list(spec.target_names),
     }
+    # framework, model_alphabet (the model's one-hot order; datasets follow `alphabet`) and, after a graph
+    # op on a converted Keras model, its first-batch conversion check
+    attrs.update(tgt.file_attrs(op))
     labels = _column_labels(tgt)
     if labels:
         attrs["column_labels"] = labels
