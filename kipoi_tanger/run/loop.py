@@ -559,6 +559,9 @@ def _attrs(tgt, op, params, identity, n_rows, specs):
     defaults = _dataloader_defaults(tgt)
     if defaults:
         attrs["dataloader_defaults"] = defaults
+    bases = _dataloader_classes(tgt)
+    if bases:
+        attrs["dataloader_classes"] = bases
     if params.get("output") is not None or op.explains:
         out = params.get("output")
         attrs["explained_output"] = "" if out is None else str(out)
@@ -596,6 +599,16 @@ def _dataloader_defaults(tgt) -> dict:
         return {}
     return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty
             and (p.default is None or isinstance(p.default, (bool, int, float, str)))}
+
+
+def _dataloader_classes(tgt) -> list:
+    """The dataloader's class and its base classes by name: a model's subclass of a shipped loader
+    (basset_like's BassetLikeDl of IntervalOneHot) reads regions as that loader does."""
+    import inspect
+    try:
+        return [c.__name__ for c in inspect.getmro(tgt.Dl) if c is not object]
+    except (AttributeError, TypeError):
+        return []
 
 
 def _assemble(journal, outputs, paths, attrs, n_rows, extra_writers):
