@@ -29,7 +29,7 @@ from typing import Dict, Iterable, Iterator, Optional, Tuple
 import numpy as np
 
 JSON_ATTRS = ("parameters", "alphabet", "dataloader_args", "output_names", "spec", "shard_range", "reduce",
-              "column_labels", "dataloader_defaults", "model_alphabet", "conversion_check")
+              "column_labels", "dataloader_defaults", "model_alphabet", "conversion_check", "dataloader_classes")
 CHUNK_BYTES = 1 << 20
 BLOCK_BYTES = 32 << 20
 MAX_CHUNK_ROWS = 8192
