@@ -52,6 +52,16 @@ def test_minus_strand_rule_from_the_recorded_dataloader(dls, dataloader, args, d
             res.reverse_minus("forward" if expected else "rc")
 
 
+def test_a_subclass_of_a_known_loader_reads_as_it_does(dls):
+    """basset_like's dataloader.BassetLikeDl subclasses the shipped IntervalOneHot (the run records
+    the class names in dataloader_classes)."""
+    res = _attrs(dls, dataloader="dataloader.BassetLikeDl",
+                 dataloader_classes=["BassetLikeDl", "IntervalOneHot", "Dataset", "BaseDataLoader"],
+                 dataloader_defaults={"use_strand": True, "seq_len": 200})
+    assert res.minus_strand_rule()[0] is True and res.reverse_minus() is True
+    assert _attrs(dls, dataloader_classes=["BassetLikeDl"]).minus_strand_rule()[0] is None
+
+
 def test_no_minus_strand_region_needs_no_rule(tmp_path):
     path = str(tmp_path / "plus.h5")
     write_dls(path, n=4, length=40)

@@ -397,3 +397,27 @@ def test_export_needs_region_metadata_and_known_chromosomes(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and msg in err[0], err
     assert sorted(os.listdir(tmp_path)) == ['n.h5', 'r.h5', 'small.sizes']
+
+
+def test_export_ism_of_the_ism_op(tmp_path, capsys):
+    """kipoi-tanger ism on basset_like (three labelled tasks), then --values ism --task <label>:
+    the file's layout as the ism op writes it."""
+    import h5py
+    from kipoi_tanger import cli
+    model = os.path.join(REPO, 'example_models', 'basset_like')
+    h5 = str(tmp_path / 'ism.h5')
+    assert cli.main(['ism', model, '--example', '--window', '50:70', '-o', h5, '-m', '-q']) == 0
+    fa = os.path.join(model, 'example_files', 'genome.fa')
+    out = str(tmp_path / 'ism.bedGraph')
+    assert cli.main(['export', 'bedgraph', h5, '--values', 'ism', '--task', 'task1', '--reduce', 'sum',
+                     '--chrom_sizes', fa, '-o', out]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith('# ISM probs, task1: sum change over ACGT')
+    with h5py.File(h5, 'r') as f:
+        effect = (f['ism'][:, :, :, 1].astype(numpy.float64) - f['y0'][:, 1][:, None, None]).sum(axis=1)
+        r = {k: f[f'metadata/ranges/{k}'][:] for k in ('chr', 'start', 'end', 'strand')}
+    ranges = {k: [x.decode() if isinstance(x, bytes) else x for x in v] for k, v in r.items()}
+    window = dict(ranges, start=[s + 50 if st != '-' else e - 70 for s, e, st in
+                                 zip(ranges['start'], ranges['end'], ranges['strand'])])
+    window['end'] = [s + 20 for s in window['start']]
+    sizes = read_chrom_sizes(fa)
+    assert_matches(read_bedgraph(out, sizes)[0], expected_track(effect, window), sizes)

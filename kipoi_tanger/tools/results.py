@@ -241,8 +241,13 @@ class Results:
 
     def minus_strand_rule(self) -> Tuple[Optional[bool], str]:
         """Whether the dataloader reverse-complemented minus-strand regions: ``(True | False | None,
-        why)``, from the recorded dataloader and its arguments (see :func:`reverse_minus`)."""
+        why)``, from the recorded dataloader (its ``dataloader`` and ``dataloader_classes``
+        attributes: a subclass of a known loader counts as that loader) and its arguments
+        (``dataloader_args`` over ``dataloader_defaults``); see :func:`reverse_minus`."""
         dl = str(self.attrs.get("dataloader") or "")
+        classes = self.attrs.get("dataloader_classes")
+        if isinstance(classes, (list, tuple)):       # a model's subclass of a known loader reads as it does
+            dl = " ".join([dl] + [str(c) for c in classes])
         args = {}
         for key in ("dataloader_defaults", "dataloader_args"):
             if isinstance(self.attrs.get(key), dict):

@@ -457,7 +457,9 @@ def _ism_values(res, values, reduce, task):
                            f"value per base needs one column; run ism with --output on a (tasks,) output, or "
                            f"with --reduce")
     n_cols = out_shape[0] if out_shape else 1
-    t, names = _task(res, name, n_cols, task, values)
+    chosen = res.parameters.get('model_output')
+    output = f'ism/{chosen}' if name == 'ism' and chosen is not None else name   # --output: plain 'ism'
+    t, names = _task(res, output, n_cols, task, values)
     reduce = reduce or 'mean'
     if reduce not in ('mean', 'sum'):
         raise ResultsError(f"--reduce {reduce}: for ISM, mean or sum over the alphabet (the sequence's own base "
@@ -474,7 +476,8 @@ def _ism_values(res, values, reduce, task):
             out[s:e] = delta.mean(axis=1) if reduce == 'mean' else delta.sum(axis=1)
     start = res.attrs.get('ism_start', res.parameters.get('start')) or 0
     col = f", {names[t]}" if n_cols > 1 else ""
-    return out, int(start), f"ISM {res.output_name(name)}{col}: {reduce} change over {''.join(res.alphabet)}", False
+    return out, int(start), f"ISM {res.output_name(output)}{col}: {reduce} change over {''.join(res.alphabet)}", \
+        False
 
 
 def _reduce_scores(res, name, rows, how, hypothetical):
