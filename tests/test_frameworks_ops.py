@@ -384,6 +384,15 @@ def test_shards_merge_and_kill9_resume_through_kipoi_tanger(dirs, targets, tmp_p
     res = run("deeplift-shap", d, out, n_shuffles=2, random_state=3, resume=True, **kw)
     assert res.resumed_units == 8 and res.n_regions == 24
     assert file_bytes_equal(single, out)
+    # the conversion check measured on the first batch is the file's, also after a resume or a merge
+    from kipoi_tanger.run.h5io import read_attrs
+    check = read_attrs(single)["conversion_check"]
+    assert check["ok"] and check["max_abs_diff"] <= check["tolerance"]
+    shards = [str(tmp_path / f"a{i}.h5") for i in (1, 2)]
+    for i, s in enumerate(shards, 1):
+        run("deeplift-shap", targets("deepbind"), s, shard=f"{i}/2", n_shuffles=2, random_state=3, **kw)
+    merge(shards, str(tmp_path / "attr_merged.h5"))
+    assert file_bytes_equal(single, str(tmp_path / "attr_merged.h5"))
 
 
 # -- the example zoo's Keras model ---------------------------------------------------------------------

@@ -170,6 +170,11 @@ class Journal:
                 raise err from None
             raise
 
+    def update_meta(self, **items) -> None:
+        """Add ``items`` to the journal's ``run.json`` (durably, like a commit)."""
+        self.meta = dict(self.meta or {}, **items)
+        self._write_json("run.json", self.meta)
+
     def _write_json(self, name, obj, directory=None):
         directory = directory or self.path
         tmp = os.path.join(directory, f".tmp-{name}")

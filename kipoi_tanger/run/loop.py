@@ -60,6 +60,7 @@ KILL_ENV = "KIPOI_TANGER_KILL_AFTER_BATCHES"   # testing hook: SIGKILL self afte
 PREFETCH_ENV = "KIPOI_TANGER_PREFETCH"         # "0": load batches in the loop's own thread
 GROUP_REGIONS = 1024      # groupable ops: regions per op call and commit
 GROUP_BYTES = 16 << 20    # ... and at most this many bytes of inputs
+FIRST_BATCH_ATTRS = ("conversion_check",)   # measured on a run's first batch (kept for --resume)
 
 
 @dataclasses.dataclass
@@ -464,6 +465,12 @@ def _execute(tgt, op, params, outputs, paths, journal, batches, shard, opts, swi
             _check_rows(flat, rows, journal)
             journal.commit(flat, units, rows)
             committed_here += 1
+            if len(journal.batches) == 1:
+                # what the run measured on its first batch (a converted model's conversion check) is
+                # kept for --resume, so a resumed run writes the attributes an uninterrupted one would
+                first = {k: v for k, v in tgt.file_attrs(op).items() if k in FIRST_BATCH_ATTRS}
+                if first:
+                    journal.update_meta(first_batch_attrs=first)
             progress.update(units - group["shown"])
             progress.show()
             if switches.kill_after and committed_here >= switches.kill_after:
@@ -477,6 +484,7 @@ def _execute(tgt, op, params, outputs, paths, journal, batches, shard, opts, swi
     if rows_total == 0 and shard is None:
         raise RunError("dataloader: no regions to process (the dataloader yielded nothing)")
     attrs = _attrs(tgt, op, params, identity, rows_total, journal.specs())
+    attrs.update((journal.meta or {}).get("first_batch_attrs") or {})
     if shard is not None:
         attrs["shard"] = f"{shard[0]}/{shard[1]}"
         attrs["shard_range"] = [start, stop]

@@ -60,7 +60,10 @@ def merge(shards: Sequence[str], output: str, overwrite: bool = False) -> RunRes
     infos.sort()
     # an empty shard has no datasets to name: its sequence_dataset comes from the others
     filled = next((x[3] for x in infos if x[5] > 0), infos[0][3])
-    ignored = SHARD_ATTRS + ("n_regions",)
+    # attributes measured on a run's first batch (a converted model's conversion check): shard 1's first
+    # batch is the single run's, so its value is the merged file's; the others' may differ
+    first_batch = ("conversion_check",)
+    ignored = SHARD_ATTRS + ("n_regions",) + first_batch
 
     def settings(attrs, n):
         out = {k: v for k, v in attrs.items() if k not in ignored}
@@ -87,6 +90,7 @@ def merge(shards: Sequence[str], output: str, overwrite: bool = False) -> RunRes
             raise RunError(f"merge: {s} holds other datasets or shapes than the first shard")
     n_rows = sum(n for *_, n in infos)
     attrs = dict(base)
+    attrs.update({k: infos[0][3][k] for k in first_batch if k in infos[0][3]})
     attrs["n_regions"] = n_rows
 
     def blocks():
