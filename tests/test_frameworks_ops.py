@@ -412,3 +412,14 @@ def test_keras_motif_passes_kipoi_tanger_test(keras):
     assert report.passed, report.format()
     assert {k: status[k] for k in ("tanger section", "predict", "deeplift-shap", "marginalize")} == \
         dict.fromkeys(("tanger section", "predict", "deeplift-shap", "marginalize"), "PASS")
+
+
+def test_kipoi_tanger_test_skips_graph_ops_a_model_cannot_run(dirs):
+    """An sklearn model declaring no ops: kipoi-tanger test runs the forward-only checks and reports
+    deeplift-shap as SKIP (no torch graph), not as a failure."""
+    from kipoi_tanger.tools import zoo
+    rep = zoo.test(dirs["sklearn"], kipoi_test=False, n_shuffles=2)
+    st = {c.name: c.status for c in rep.checks}
+    assert st["predict"] == "PASS", rep.format()
+    assert st["deeplift-shap"] == "SKIP"
+    assert "needs a torch graph" in next(c.detail for c in rep.checks if c.name == "deeplift-shap")

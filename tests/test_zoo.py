@@ -302,6 +302,18 @@ def test_product_check_on_flatten_dense(monkeypatch):
     assert "alpha, beta x 2 rows each: shape (5, 2, 2, 3)" in _detail(rep, "product")
 
 
+def test_every_op_check_on_basset_like_without_a_section(monkeypatch):
+    """basset_like declares no ops, so every registered op is checked: ablate and space run and their
+    y_before equals predict; variant-effect needs a VCF (SKIP)."""
+    monkeypatch.chdir(REPO)
+    rep = zoo.test("example_models/basset_like", kipoi_test=False, n_shuffles=2)
+    st = _statuses(rep)
+    assert rep.passed, rep.format()
+    assert st["ablate"] == "PASS" and "y_before equals predict" in _detail(rep, "ablate")
+    assert st["space"] == "PASS" and "y_before equals predict" in _detail(rep, "space")
+    assert st["variant-effect"] == "SKIP"
+
+
 # ---------------------------------------------------------------------------
 # failures
 
@@ -370,6 +382,8 @@ def test_test_bad_input(tmp_path, generated):
         zoo.test(generated.model_dir, n_shuffles=0)
     with pytest.raises(ValueError, match="batch_size: expected a positive integer"):
         zoo.test(generated.model_dir, batch_size=0)
+    with pytest.raises(ValueError, match="--device"):
+        zoo.test(generated.model_dir, device="gpu0")
     r = subprocess.run([KT, "test", str(tmp_path / "nope")], capture_output=True, text=True)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
 

@@ -9,6 +9,9 @@ Modules (each importable on its own; Kipoi and torch are imported lazily):
   :func:`resolve_spec`;
 * :mod:`~kipoi_tanger.adapter.target` — :func:`load` → :class:`KipoiTarget` (what an op may ask of a model);
 * :mod:`~kipoi_tanger.adapter.wrapper` — the torch module through which every op calls the model;
+* :mod:`~kipoi_tanger.adapter.backends` — how a model of any framework is called (torch modules directly,
+  others through ``predict_on_batch``; Keras models converted to torch for graph ops, checked against Keras);
+* :mod:`~kipoi_tanger.adapter.schema_check` — the first batch checked against the model's schema;
 * :mod:`~kipoi_tanger.adapter.dataloading` — iterating Kipoi dataloaders (:class:`DataloaderSource`);
 * :mod:`~kipoi_tanger.adapter.args` — ``--dataloader_args`` parsing;
 * :mod:`~kipoi_tanger.adapter.kipoi_model` — ``kipoi_tanger.TorchModel`` for model.yaml's ``defined_as``;

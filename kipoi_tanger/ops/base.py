@@ -163,6 +163,8 @@ class RunContext:
     """
 
     def __init__(self, target, batch_size: int, device=None, dtype=None):
+        if device is None and not getattr(getattr(target, "backend", None), "torch_native", True):
+            device = "cpu"      # predict_on_batch models run where their framework runs: auto is not CUDA
         self.target, self.batch_size, self.device, self.dtype = target, batch_size, device, dtype
         self.on_forward: Optional[Callable[[int], None]] = None   # rows of every forward batch (progress)
         self._wrappers = {}

@@ -254,6 +254,9 @@ def test(model: str, source: str = "dir", batch_size: int = 32, n_shuffles: int 
         raise ZooError(f"--max_delta: expected a positive number, got {max_delta!r}")
     from ..._base import check_batch_size    # imports torch: after the cheap checks
     check_batch_size(batch_size)
+    if device is not None:
+        from ...run import check_device
+        check_device(device)
     checks = []
 
     def timed(name, fn):
@@ -358,6 +361,11 @@ class _OpChecks:
 
     def skip_reason(self, op):
         spec = self.t.spec
+        from ...ops import get
+        backend = getattr(self.t, "backend", None)
+        note = str(getattr(backend, "graph_note", "") or "")
+        if get(op).needs_graph and spec.provenance.get("ops") != "declared" and note.startswith("unavailable"):
+            return f"needs a torch graph: {note} (ops not declared: all by default)"
         if op not in OP_CHECKS:
             from ...ops import get
             needs = [p.option for p in get(op).params if p.required]
@@ -517,6 +525,41 @@ class _OpChecks:
         return "PASS", f"window {s}:{s + W}: y0 equals predict (max |diff| {worst:.1e}); {shapes}"
 
 
+    def _before_equals_predict(self, op, out, before="y_before"):
+        """``before`` datasets of ``out`` equal predict's predictions (through the canonical layout)."""
+        d = _datasets(out)
+        _all_finite(d)
+        preds = self.state["preds"]
+        worst = 0.0
+        for k, v in preds.items():
+            b = before + k[len("preds"):]
+            if b not in d or d[b].shape != v.shape:
+                return None, f"{op} wrote {', '.join(sorted(d))}; expected {b} shaped like predict's {k} {v.shape}"
+            worst = max(worst, _maxdiff(d[b], v))
+        tol = 1e-4 * max(1.0, max(float(abs(v).max()) if v.size else 0.0 for v in preds.values()))
+        if worst > tol:
+            return None, (f"{op}'s {before} (through the canonical one-hot layout) differs from predict by up to "
+                          f"{worst:.3g}: check postprocessing: tanger: layout/alphabet")
+        return d, worst
+
+    def ablate(self):
+        """Two mono-shuffles of the whole sequence: ``y_before`` equals predict's predictions."""
+        d, worst = self._before_equals_predict("ablate", self._run("ablate", start=0, end=-1, n=2,
+                                                                   random_state=self.random_state))
+        if d is None:
+            return "FAIL", worst
+        shapes = ", ".join(f"{k} {d[k].shape}" for k in sorted(d) if k.startswith("y_after"))
+        return "PASS", f"start 0, end -1, n 2: y_before equals predict (max |diff| {worst:.1e}); {shapes}"
+
+    def space(self):
+        """The alphabet's first two letters as motifs, one spacing: ``y_before`` equals predict's."""
+        motifs = list(self.t.spec.alphabet[:2])
+        d, worst = self._before_equals_predict("space", self._run("space", motifs=motifs, spacing=[[1]]))
+        if d is None:
+            return "FAIL", worst
+        return "PASS", f"motifs {' '.join(motifs)}, spacing 1: y_before equals predict (max |diff| {worst:.1e})"
+
+
 #: op name -> its check in ``kipoi-tanger test`` (other ops get :meth:`_OpChecks.default`)
 OP_CHECKS: Dict[str, Callable[[_OpChecks], tuple]] = {
     "predict": _OpChecks.predict,
@@ -524,4 +567,6 @@ OP_CHECKS: Dict[str, Callable[[_OpChecks], tuple]] = {
     "marginalize": _OpChecks.marginalize,
     "product": _OpChecks.product,
     "ism": _OpChecks.ism,
+    "ablate": _OpChecks.ablate,
+    "space": _OpChecks.space,
 }
