@@ -186,6 +186,10 @@ def file_stem(region_id) -> str:
 
 def _save(fig, base, formats, dpi):
     paths = []
+    if len(formats) > 1 and fig.get_layout_engine() is not None:
+        # lay the figure out once (constrained layout would run again for every format)
+        fig.draw_without_rendering()
+        fig.set_layout_engine("none")
     for fmt in formats:
         path = f"{base}.{fmt}"
         # layout is fixed with tight_layout beforehand: bbox_inches="tight"
@@ -355,8 +359,9 @@ def marginalize_figure(before: np.ndarray, after: np.ndarray, title: str = "", q
         if hi <= lo:
             lo, hi = lo - 0.5, hi + 0.5
         bins = np.linspace(lo, hi, 31)
-        hist_ax.hist(b[np.isfinite(b)], bins=bins, alpha=0.55, color="0.45", label="before")
-        hist_ax.hist(a[np.isfinite(a)], bins=bins, alpha=0.55, color="tab:red", label=after_label)
+        hist_ax.hist(b[np.isfinite(b)], bins=bins, alpha=0.55, color="0.45", label="before", histtype="stepfilled")
+        hist_ax.hist(a[np.isfinite(a)], bins=bins, alpha=0.55, color="tab:red", label=after_label,
+                     histtype="stepfilled")
         delta = float(np.nanmean(a - b)) if len(a) else float("nan")
         head = f"{label}: " if label else ""
         hist_ax.set_title(_wrap(f"{head}mean Δ {delta:+.3g}", 2.5, 9), fontsize=9)
