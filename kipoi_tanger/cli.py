@@ -276,7 +276,9 @@ def _cfg_plot(p):
     sub.required = True
     a = sub.add_parser("attributions", help="sequence logos of deeplift-shap attributions",
                        description="One logo per region: letter heights = attributions "
-                                   "(positive up, negative down), titled chr:start-end strand, id.")
+                                   "(positive up, negative down), titled chr:start-end strand, id of what is "
+                                   "shown, genomic positions on the x axis; a minus-strand region the "
+                                   "dataloader reverse-complemented is drawn as the model read it, and says so.")
     a.add_argument("h5", metavar="OUT.h5", help="kipoi-tanger deeplift-shap output")
     g = a.add_mutually_exclusive_group()
     g.add_argument("--regions", nargs="+", metavar="ID", help="region ids (metadata/ranges/id)")
