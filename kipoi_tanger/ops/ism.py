@@ -26,6 +26,11 @@ reach are recomputed; checked against full forwards on every batch, see
 :mod:`kipoi_tanger.saturation_mutagenesis`) skips what is not asked for. Models
 that are not torch modules (Keras, scikit-learn, custom ``predict_on_batch``)
 run on full forward passes.
+
+Memory: one batch's ``ism`` is held while it is computed, ``batch_size x A x W
+x output size`` values (32 regions x 4 bases x 1000 positions x a 1000-long
+profile is 0.5 GB in float32); narrow the window, pick an output or lower
+``--batch_size`` for profile models.
 """
 import re
 from typing import Dict, List, Optional, Tuple
