@@ -44,7 +44,12 @@ Outputs (``-o``):
 
 Units of ``--resume``/``--shard`` are VCF records (blocks of ``--batch_size``
 records; a shard's VCF output holds the records of its block, its skipped TSV
-those of its block; ``merge`` joins the HDF5 files).
+those of its block; ``merge`` joins the HDF5 files). Every run checks the fast
+path on its own first batch of substitutions, so shards and resumed runs give
+the single run's bytes when those checks agree, as they do unless the engine
+disagrees with full forwards on some variants only (then a warning names the
+fallback). One journal commit per batch: for light models, a larger
+``--batch_size`` saves commit time.
 """
 import logging
 import os
