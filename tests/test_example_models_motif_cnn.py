@@ -154,7 +154,7 @@ def test_adapter_reads_the_tanger_section():
     spec = target.spec
     assert spec.sequence_name == "seq" and str(spec.layout) == "(A, L)"
     assert spec.output_name == "counts" and spec.reduce is None
-    assert set(spec.ops) == {"predict", "deeplift-shap", "marginalize"}
+    assert set(spec.ops) == {"predict", "deeplift-shap", "marginalize", "ablate", "space", "ism", "variant-effect"}
     target.require("deeplift-shap", explain=True)
 
 

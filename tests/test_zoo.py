@@ -270,7 +270,7 @@ def test_kipoi_tanger_test_passes_on_motif_cnn(tmp_path, monkeypatch):
     assert rep.passed, rep.format()
     assert _statuses(rep) == {"kipoi test": "PASS", "tanger section": "PASS", "predict": "PASS",
                               "deeplift-shap": "PASS", "marginalize": "PASS", "product": "SKIP",
-                              "ablate": "SKIP", "space": "SKIP", "ism": "SKIP", "variant-effect": "SKIP"}
+                              "ablate": "PASS", "space": "PASS", "ism": "PASS", "variant-effect": "SKIP"}
     assert f"resolved to {REPO}/example_models/motif_cnn/test.expect.h5" in _detail(rep, "kipoi test")
     assert "output 'counts'" in _detail(rep, "tanger section")
     assert "32 regions" in _detail(rep, "predict")
