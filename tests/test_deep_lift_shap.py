@@ -29,13 +29,7 @@ POOL_TOL = 2e-5
 SOFTMAX_TOL = 1e-4
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    # These models are tiny: on a shared 2-core machine OpenMP barriers cost far more than the math.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')     # tests/conftest.py
 
 
 def close(ours, theirs, tol=TOL):

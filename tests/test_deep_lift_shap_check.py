@@ -19,12 +19,7 @@ from kipoi_tanger import deep_lift_shap as dls_module
 from kipoi_tanger.deep_lift_shap import ExplainCheck, PairingError, deep_lift_shap, explain_check
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')     # tests/conftest.py
 
 
 def data(N, L, K, seed=0):

@@ -21,12 +21,7 @@ from kipoi_tanger.deep_lift_shap import deep_lift_shap, rules_from_names
 CTOR_ARGS = {torch.nn.Threshold: (0.1, -0.5)}
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')     # tests/conftest.py
 
 
 def data(N, L, K, seed=0):

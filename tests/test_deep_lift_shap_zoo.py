@@ -18,12 +18,7 @@ THRESHOLD_RULE = {torch.nn.Threshold: tm_nonlinear}
 LENGTHS = {'deepsea_like': 200, 'beluga_like': 400, 'basset_like': 200, 'deepsea_predict_like': 200}
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')     # tests/conftest.py
 
 
 def data(L, N=3, K=5, seed=0):

@@ -60,27 +60,7 @@ def targets(dirs):
     return get
 
 
-def read_regions(d, resize=None):
-    """The example regions' sequences, read with pyfaidx (not through the model's dataloader)."""
-    import pyfaidx
-    fa = pyfaidx.Fasta(os.path.join(d, "example_files", "genome.fa"))
-    seqs = []
-    with open(os.path.join(d, "example_files", "intervals.bed")) as fh:
-        for line in fh:
-            c, s, e = line.split()[:3]
-            s, e = int(s), int(e)
-            if resize is not None:           # kipoiseq's centre resize
-                mid = (s + e) // 2
-                s, e = mid - resize // 2, mid - resize // 2 + resize
-            seqs.append(str(fa[c][s:e]).upper())
-    return seqs
-
-
-def one_hot(seqs):
-    lut = np.zeros((256, 4), np.float32)
-    for i, c in enumerate("ACGT"):
-        lut[ord(c), i] = 1
-    return np.stack([lut[np.frombuffer(s.encode(), np.uint8)] for s in seqs])
+read_regions, one_hot = zf.read_regions, zf.one_hot   # oracle inputs, independent of the dataloaders
 
 
 def pwm_score(X):

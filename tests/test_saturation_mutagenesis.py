@@ -140,13 +140,7 @@ def force_fast(monkeypatch):
     monkeypatch.setattr(_fast_ism, 'MIN_FAST_JOB_MACS', 0)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """Many small ops: on a shared 2-core machine OpenMP's second thread mostly waits."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')     # tests/conftest.py
 
 
 def _fast_used(caplog):

@@ -21,12 +21,7 @@ L = 201
 LOGGER = 'kipoi_tanger.variants.scoring'
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')     # tests/conftest.py
 
 
 class TwoHeads(nn.Module):

@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from .base import Op, OpError, Param, name_outputs
+from .base import OpError, Param, Perturbation, name_outputs
 
 #: the batch (and per-batch items) key holding each region's index in the dataloader
 REGION_INDEX = "_kipoi_tanger_region_index"
@@ -72,7 +72,7 @@ class IndexedSource:
             yield batch, units
 
 
-class Ablate(Op):
+class Ablate(Perturbation):
     """The inner op's results before and after shuffling positions ``[start, end)`` of every region."""
 
     name = "ablate"
@@ -88,30 +88,11 @@ class Ablate(Op):
         Param("random_state", None, "seed of the shuffles (default: drawn once and recorded in the file)",
               kind="int", minimum=0),
     )
-    inner_ops = ("predict", "deeplift-shap")
-    default_inner = "predict"
     inner_help = "what to compute before and after shuffling the window (default predict)"
 
     @property
-    def view(self) -> str:
-        return "explain" if self.inner.view == "explain" else "canonical"
-
-    @property
-    def writes_tables(self) -> bool:
-        return self.inner.writes_tables
-
-    @property
-    def groupable(self) -> bool:
-        # grouped batches give the forward passes the same rows: y_after is region-major
-        # with n rows per region, so the first full batches fill whole forward batches
-        return self.inner.groupable
-
-    @property
-    def forward_passes(self) -> int:
-        return (1 + self.values["n"]) * self.inner.forward_passes    # the region and its n shuffles
-
-    def chunk(self) -> int:
-        return self.inner.chunk()
+    def n_variants(self) -> int:
+        return self.values["n"]          # the region's n shuffles (y_after is region-major)
 
     def check(self, target) -> None:
         for p in ("start", "end"):

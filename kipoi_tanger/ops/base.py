@@ -28,7 +28,7 @@ import numpy as np
 
 from ..adapter.errors import RunError
 
-__all__ = ["Param", "Op", "OpError", "RunContext", "to_numpy", "name_outputs"]
+__all__ = ["Param", "Op", "Perturbation", "OpError", "RunContext", "to_numpy", "name_outputs"]
 
 VIEWS = ("raw", "canonical", "explain")
 
@@ -457,3 +457,37 @@ class Op:
         inner = f"inner={self.inner!r}, " if self.inner is not None else ""
         vals = ", ".join(f"{k}={v!r}" for k, v in self.values.items())
         return f"{type(self).__name__}({inner}{vals})"
+
+
+class Perturbation(Op):
+    """An op that runs an inner op (predict or deeplift-shap) on every region and on perturbed copies
+    of it (marginalize, ablate, space): it sees the model as its inner op does, writes tables when
+    the inner op does, and makes ``1 + n_variants`` inner calls per region."""
+
+    inner_ops = ("predict", "deeplift-shap")
+    default_inner = "predict"
+
+    @property
+    def n_variants(self) -> int:
+        """Perturbed copies of each region (1: one motif inserted)."""
+        return 1
+
+    @property
+    def view(self) -> str:
+        return "explain" if self.inner.view == "explain" else "canonical"
+
+    @property
+    def writes_tables(self) -> bool:
+        return self.inner.writes_tables
+
+    @property
+    def groupable(self) -> bool:
+        # grouped batches give the inner op's forward passes the same rows (results are region-major)
+        return self.inner.groupable
+
+    @property
+    def forward_passes(self) -> int:
+        return (1 + self.n_variants) * self.inner.forward_passes
+
+    def chunk(self) -> int:
+        return self.inner.chunk()

@@ -9,10 +9,10 @@ GATAAG`` inserts GATAAG whatever that order; its length and ``--start`` are
 checked against the sequence length the schema or the dataloader's arguments
 give. With ``--op deeplift-shap`` the inner op's first-batch check and declared
 rules apply (:mod:`kipoi_tanger.ops.deeplift_shap`)."""
-from .base import Op, OpError, Param, name_outputs
+from .base import OpError, Param, Perturbation, name_outputs
 
 
-class Marginalize(Op):
+class Marginalize(Perturbation):
     """The inner op's results before and after inserting a motif into every region."""
 
     name = "marginalize"
@@ -22,28 +22,7 @@ class Marginalize(Op):
         Param("start", None, "insert position (default: centred)", kind="int", minimum=0,
               expect="a non-negative integer position"),
     )
-    inner_ops = ("predict", "deeplift-shap")
-    default_inner = "predict"
     inner_help = "what to compute before and after inserting the motif (default predict)"
-
-    @property
-    def view(self) -> str:
-        return "explain" if self.inner.view == "explain" else "canonical"
-
-    @property
-    def writes_tables(self) -> bool:
-        return self.inner.writes_tables
-
-    @property
-    def groupable(self) -> bool:
-        return self.inner.groupable
-
-    @property
-    def forward_passes(self) -> int:
-        return 2 * self.inner.forward_passes       # before and after inserting the motif
-
-    def chunk(self) -> int:
-        return self.inner.chunk()
 
     def check(self, target) -> None:
         spec = target.spec

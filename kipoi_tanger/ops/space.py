@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from ..adapter.errors import one_line
-from .base import Op, OpError, Param, name_outputs
+from .base import OpError, Param, Perturbation, name_outputs
 
 TABLE_SUFFIXES = (".tsv", ".txt", ".npy")
 
@@ -98,7 +98,7 @@ def spacing_table(spacing, n_motifs: int) -> np.ndarray:
     return arr
 
 
-class Space(Op):
+class Space(Perturbation):
     """The inner op's results before and after placing several motifs at each row of spacings."""
 
     name = "space"
@@ -112,25 +112,15 @@ class Space(Op):
         Param("start", None, "position of the first motif (default: each arrangement centred)", kind="int",
               minimum=0, expect="a non-negative integer position"),
     )
-    inner_ops = ("predict", "deeplift-shap")
-    default_inner = "predict"
     inner_help = "what to compute before and after placing the motifs (default predict)"
 
     @property
-    def view(self) -> str:
-        return "explain" if self.inner.view == "explain" else "canonical"
+    def n_variants(self) -> int:
+        return len(self.values["spacing"]) if isinstance(self.values["spacing"], list) else 1
 
     @property
-    def writes_tables(self) -> bool:
-        return self.inner.writes_tables
-
-    @property
-    def forward_passes(self) -> int:
-        n = len(self.values["spacing"]) if isinstance(self.values["spacing"], list) else 1
-        return (1 + n) * self.inner.forward_passes       # the region and each arrangement
-
-    def chunk(self) -> int:
-        return self.inner.chunk()
+    def groupable(self) -> bool:
+        return False    # space groups its arrangements itself: grouped batches would change forward batches
 
     def check(self, target) -> None:
         spec = target.spec
