@@ -21,7 +21,11 @@ It does nothing until one of three Kipoi modules is imported:
   since Kipoi's own class cannot read the zoo's Keras 2 files under
   TensorFlow >= 2.16 (Keras 3); and ``type: sklearn`` / ``kipoi.model.SklearnModel``
   use :class:`kipoi_tanger.SklearnModel`, which refuses a pickle written by
-  another scikit-learn version instead of warning.
+  another scikit-learn version instead of warning; and ``type: tensorflow`` /
+  ``kipoi.model.TensorFlowModel`` use
+  :class:`kipoi_tanger.frameworks.tensorflow.TensorFlowModel`, Kipoi's class
+  without its process-wide ``tf.compat.v1.disable_v2_behavior()`` (which
+  breaks TensorFlow 2 models loaded later in the same process).
 
 It also lends Kipoi a ``pkg_resources`` (:mod:`kipoi_tanger._pkg_resources`,
 built on ``importlib.metadata``) when ``import pkg_resources`` comes from a
@@ -72,7 +76,8 @@ def _patch_plugin(module):
 
 
 # model classes kipoi_tanger gives Kipoi (each module has use_in_kipoi(kipoi.model))
-MODEL_LOADERS = ("kipoi_tanger.frameworks.keras", "kipoi_tanger.frameworks.sklearn")
+MODEL_LOADERS = ("kipoi_tanger.frameworks.keras", "kipoi_tanger.frameworks.sklearn",
+                 "kipoi_tanger.frameworks.tensorflow")
 
 
 def _patch_model(module):

@@ -105,14 +105,18 @@ def test_failing_patch_and_failing_finder(tmp_path, capsys, monkeypatch):
 
 
 def test_tensorflow_stays_unimported(tmp_path):
-    """Importing kipoi_tanger (and its Keras modules) or running a torch model never imports
-    TensorFlow; the patched kipoi.model hands `type: keras` to kipoi_tanger.KerasModel."""
+    """Importing kipoi_tanger (and its Keras and TensorFlow modules) or running a torch model never
+    imports TensorFlow; the patched kipoi.model hands `type: keras` to kipoi_tanger.KerasModel and
+    `type: tensorflow` to kipoi_tanger's TensorFlowModel."""
     p = _python(f"""
         import sys
         import kipoi_tanger, kipoi, kipoi.model
         import kipoi_tanger.frameworks.keras, kipoi_tanger.frameworks.keras_to_torch
         assert kipoi.model.AVAILABLE_MODELS['keras'] is kipoi_tanger.KerasModel
         assert kipoi.model.KerasModel is kipoi_tanger.KerasModel
+        import kipoi_tanger.frameworks.tensorflow as ktf
+        assert kipoi.model.AVAILABLE_MODELS['tensorflow'] is kipoi.model.TensorFlowModel is ktf.TensorFlowModel
+        assert ktf.TensorFlowModel.kipoi_original.__module__ == 'kipoi.model'
         import numpy as np, torch
         from kipoi_tanger.predict import predict
         net = torch.nn.Sequential(torch.nn.Conv1d(4, 2, 3), torch.nn.ReLU())

@@ -557,3 +557,86 @@ def one_hot(seqs):
     for i, c in enumerate("ACGT"):
         lut[ord(c), i] = 1
     return np.stack([lut[np.frombuffer(s.encode(), np.uint8)] for s in seqs])
+
+
+# -- a TensorFlow 1 graph (type: tensorflow) ------------------------------------------------------
+
+TF1_WRITER = textwrap.dedent('''
+    """Build the DeepBind-like TF1 graph in tf.compat.v1 graph mode (as the zoo's checkpoints were
+    written: reference variables, placeholders, a Saver), save it, and run the graph on the probe."""
+    import os
+    import sys
+
+    import numpy as np
+    import tensorflow.compat.v1 as tf
+
+    tf.disable_v2_behavior()
+    prefix, L, seed, probe, probe_out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+    rs = np.random.RandomState(seed)
+    w = lambda *shape: rs.normal(0, 0.3, shape).astype(np.float32)        # noqa: E731
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.placeholder(tf.float32, [None, L, 4], name="inputs")
+        rate = tf.placeholder(tf.float32, [], name="dropout_rate")        # fed by const_feed_dict_pkl
+        conv_w, conv_b = tf.Variable(w(24, 4, 16), name="conv/kernel"), tf.Variable(w(16), name="conv/bias")
+        h = tf.nn.relu(tf.nn.conv1d(x, conv_w, 1, "VALID") + conv_b)
+        h = tf.reduce_max(h, axis=1, name="max_pool")
+        hidden_w, hidden_b = tf.Variable(w(16, 32), name="hidden/kernel"), tf.Variable(w(32), name="hidden/bias")
+        h = tf.nn.relu(tf.matmul(h, hidden_w) + hidden_b)
+        h = tf.nn.dropout(h, rate=rate)
+        logit = tf.matmul(h, tf.Variable(w(32, 1), name="logit/kernel")) + tf.Variable(w(1), name="logit/bias")
+        preds = tf.sigmoid(logit, name="preds")
+        sess = tf.Session(graph=graph)
+        sess.run(tf.global_variables_initializer())
+        os.makedirs(os.path.dirname(prefix), exist_ok=True)
+        tf.train.Saver().save(sess, prefix)
+        if probe != "-":
+            np.save(probe_out, sess.run(preds, {x: np.load(probe), rate: 0.0}))
+''')
+
+
+def make_tf1_dir(root, name="tf1_deepbind", L=101, seed=7, probe=None, probe_out=None):
+    """Write a ``type: tensorflow`` dir (Kipoi's TensorFlowModel: a tf.compat.v1 checkpoint); return its path.
+
+    Shaped like the zoo's TensorFlow models (Basenji's yaml): ``args: {input_nodes: inputs,
+    target_nodes: preds, checkpoint_path: {meta, index, data}, const_feed_dict_pkl}``; the constant
+    feed sets the graph's ``dropout_rate`` placeholder to 0 (the graph cannot run without it). The
+    network is DeepBind-like on ``(N, L, 4)``: conv 24x16 + ReLU, max over positions, dense 32 + ReLU,
+    dropout, dense 1, sigmoid. The checkpoint is written by :data:`TF1_WRITER` in a subprocess (its
+    ``disable_v2_behavior`` stays there). ``probe``: a function of the dir (its example files are
+    written first) giving an ``(N, L, 4)`` array that the graph is also run on in that process (the
+    TF graph's own output), saved to ``probe_out`` (.npy).
+    """
+    import pickle
+    import subprocess
+    import sys
+    d = os.path.join(str(root), name)
+    os.makedirs(d, exist_ok=True)
+    prefix = os.path.join(d, "model_files", "model.tf")
+    _example_files(d, L, n=20, seed=9)
+    probe_in = "-"
+    if probe is not None:
+        probe_in = os.path.join(str(root), f"{name}.probe_in.npy")
+        np.save(probe_in, np.asarray(probe(d), np.float32))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    p = subprocess.run([sys.executable, "-c", TF1_WRITER, prefix, str(L), str(seed), probe_in, str(probe_out or "-")],
+                       capture_output=True, text=True, env=env, timeout=300)
+    if p.returncode != 0:
+        raise RuntimeError(f"writing the TF1 checkpoint failed: {p.stderr[-3000:]}")
+    with open(os.path.join(d, "model_files", "const_feed_dict.pkl"), "wb") as fh:
+        pickle.dump({"dropout_rate": 0.0}, fh)
+    _write_yaml(os.path.join(d, "model.yaml"), {
+        "type": "tensorflow",
+        "args": {"input_nodes": "inputs", "target_nodes": "preds",
+                 "checkpoint_path": {"meta": "model_files/model.tf.meta", "index": "model_files/model.tf.index",
+                                     "data": "model_files/model.tf.data-00000-of-00001"},
+                 "const_feed_dict_pkl": "model_files/const_feed_dict.pkl"},
+        "info": INFO,
+        "default_dataloader": {"defined_as": "kipoiseq.dataloaders.SeqIntervalDl",
+                               "default_args": {"auto_resize_len": L}},
+        "dependencies": {"conda": ["python=3.7", "tensorflow=1.15"]},
+        "schema": {"inputs": {"name": "seq", "special_type": "DNASeq", "shape": f"({L}, 4)", "doc": "DNA sequence",
+                              "associated_metadata": "ranges"},
+                   "targets": {"name": "preds", "shape": "(1,)", "doc": "binding probability"}},
+    })
+    return d

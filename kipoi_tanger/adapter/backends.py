@@ -99,9 +99,11 @@ def framework_of(kmodel) -> tuple:
         est = getattr(kmodel, "model", None)
         what = f", {type(est).__name__}.{getattr(kmodel, 'predict_method', 'predict')}" if est is not None else ""
         return "sklearn", f"sklearn (scikit-learn {_version('sklearn')}{what}, loader {loader})"
-    if name in ("TensorFlow2Model", "TensorFlowModel") and cls.__module__ == "kipoi.model":
-        fw = "tensorflow2" if name == "TensorFlow2Model" else "tensorflow"
-        return fw, f"{fw} (TensorFlow {_version('tensorflow')}, loader {loader})"
+    if name == "TensorFlow2Model" and cls.__module__ == "kipoi.model":
+        return "tensorflow2", f"tensorflow2 (TensorFlow {_version('tensorflow')} SavedModel, loader {loader})"
+    if name == "TensorFlowModel" and cls.__module__ in ("kipoi.model", "kipoi_tanger.frameworks.tensorflow"):
+        return "tensorflow", (f"tensorflow (TensorFlow {_version('tensorflow')}, tf.compat.v1 checkpoint, "
+                              f"loader {loader})")
     return "custom", f"custom ({loader})"
 
 

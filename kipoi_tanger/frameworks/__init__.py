@@ -12,6 +12,10 @@
 * :mod:`kipoi_tanger.frameworks.sklearn`: :class:`SklearnModel`, Kipoi's
   ``type: sklearn`` class, refusing a pickle written by another scikit-learn
   version (scikit-learn only warns); the start-up hook gives it to plain Kipoi.
+* :mod:`kipoi_tanger.frameworks.tensorflow`: :class:`TensorFlowModel`, Kipoi's
+  ``type: tensorflow`` class (a ``tf.compat.v1`` checkpoint run in a private
+  graph and session) without its process-wide ``disable_v2_behavior()``; the
+  start-up hook gives it to plain Kipoi.
 
 How kipoi_tanger's ops call models of every framework (their own
 ``predict_on_batch``, or the checked Keras conversion for DeepLIFT) lives in
