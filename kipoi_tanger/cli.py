@@ -95,8 +95,9 @@ def add_model_arguments(p, dataloader=True):
                        help="run on the dataloader's own example files instead of --dataloader_args")
 
 
-def add_run_arguments(p, output_alias=True):
-    """The run options every op command takes (``-o``, batch size, device, resume, shards...)."""
+def add_run_arguments(p, output_alias=True, dataloader=True):
+    """The run options every op command takes (``-o``, batch size, device, resume, shards...);
+    ``dataloader=False``: without ``-n/--num_workers`` (an op that brings its own regions)."""
     names = ["-o", "--outputs"] + (["--output"] if output_alias else [])
     p.add_argument(*names, dest="outputs", nargs="+", required=True, metavar="FILE",
                    help="output files: .h5/.hdf5 (Kipoi's HDF5 layout) and, for tables, .tsv")
@@ -104,8 +105,9 @@ def add_run_arguments(p, output_alias=True):
                    help="regions per dataloader batch and per forward pass (default 32)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--dtype", default=None, help="compute dtype, e.g. bfloat16 (default: the model's)")
-    p.add_argument("-n", "--num_workers", type=int, default=0,
-                   help="dataloader worker processes (default 0: a background thread loads ahead)")
+    if dataloader:
+        p.add_argument("-n", "--num_workers", type=int, default=0,
+                       help="dataloader worker processes (default 0: a background thread loads ahead)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice); 1 often wins on busy or shared CPUs")
     p.add_argument("-m", "--keep_metadata", action="store_true", help="also write metadata/... (region ranges)")
@@ -138,17 +140,19 @@ def add_param(p, param):
 
 def _run_options(a):
     from .adapter.args import parse_dataloader_args
-    dl_args = parse_dataloader_args(a.dataloader_args)
     if a.threads is not None:
         if a.threads < 1:
             raise CLIError(f"--threads: expected a positive integer, got {a.threads}")
         import torch
         torch.set_num_threads(a.threads)
-    return dict(source=a.source, dataloader=a.dataloader, dataloader_source=a.dataloader_source,
-                dataloader_args=dl_args, example=a.example, batch_size=a.batch_size, device=a.device,
-                dtype=a.dtype, num_workers=a.num_workers, keep_metadata=a.keep_metadata,
-                keep_inputs=a.keep_inputs, resume=a.resume, overwrite=a.overwrite, shard=a.shard,
-                verbose=not a.quiet)
+    opts = dict(source=a.source, batch_size=a.batch_size, device=a.device, dtype=a.dtype,
+                keep_metadata=a.keep_metadata, keep_inputs=a.keep_inputs, resume=a.resume, overwrite=a.overwrite,
+                shard=a.shard, verbose=not a.quiet)
+    if hasattr(a, "dataloader_args"):       # not for an op that brings its own regions
+        opts.update(dataloader=a.dataloader, dataloader_source=a.dataloader_source,
+                    dataloader_args=parse_dataloader_args(a.dataloader_args), example=a.example,
+                    num_workers=a.num_workers)
+    return opts
 
 
 def _report(res, quiet):
@@ -163,9 +167,11 @@ def _op_command(cls):
     params = cls.cli_params()
 
     def configure(p):
-        add_model_arguments(p)
+        # an op that brings its own regions (variant-effect: VCF + FASTA) offers no dataloader options
+        add_model_arguments(p, dataloader=not cls.own_regions)
         # `--output` names an output file unless the op has a model-output parameter of that name
-        add_run_arguments(p, output_alias=all(param.option != "--output" for param in params))
+        add_run_arguments(p, output_alias=all(param.option != "--output" for param in params),
+                          dataloader=not cls.own_regions)
         for param in params:
             add_param(p, param)
 
@@ -255,15 +261,18 @@ def _run_info(a):
 
 
 def _cfg_merge(p):
-    p.add_argument("shards", nargs="+", metavar="SHARD.h5", help="the shard files (any order)")
-    p.add_argument("-o", "--output", dest="outputs", nargs=1, required=True, metavar="OUT.h5", help="merged file")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("shards", nargs="+", metavar="SHARD.h5", help="the shards' HDF5 files (any order)")
+    p.add_argument("-o", "--output", dest="outputs", nargs="+", required=True, metavar="FILE",
+                   help="merged files: OUT.h5, and any other kind the shard runs wrote (.tsv, .vcf, .vcf.gz), "
+                        "joined from each shard's file of that kind (found next to its HDF5, which records "
+                        "their names); variant-effect's OUT.skipped.tsv is added as a run adds it")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("-q", "--quiet", action="store_true")
 
 
 def _run_merge(a):
     from .run import merge
-    return _report(merge(a.shards, a.outputs[0], overwrite=a.overwrite), a.quiet)
+    return _report(merge(a.shards, a.outputs, overwrite=a.overwrite), a.quiet)
 
 
 # ---------------------------------------------------------------------------
@@ -560,7 +569,7 @@ def _run_demo(a):
 
 _TOOLS = (
     ("info", "what the model declares and what kipoi-tanger inferred", _cfg_info, _run_info),
-    ("merge", "join --shard outputs into the single-run file", _cfg_merge, _run_merge),
+    ("merge", "join --shard outputs into the single run's files", _cfg_merge, _run_merge),
     ("plot", "attribution logos in genomic coordinates, or before/after plots of marginalize, ablate, space "
              "(PNG, SVG)", _cfg_plot, _run_plot),
     ("report", "self-contained HTML report of a results file (images embedded, no network)", _cfg_report,

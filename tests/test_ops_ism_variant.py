@@ -6,6 +6,7 @@ on variant_windows of the same VCF and FASTA), windows computed by hand from the
 the VCF read back with cyvcf2 (and bcftools where installed). Shards + merge and resume give the
 single run's files byte for byte. Bad input is one line, exit 2, nothing written.
 """
+import json
 import logging
 import os
 import shutil
@@ -325,35 +326,100 @@ def test_variant_effect_outputs_equal_the_python_ops(work, tmp_path):
         assert q[5] == "badref\t."
 
 
-def test_variant_effect_shards_merge_and_resume(work, tmp_path, monkeypatch):
-    """Units are VCF records: shards + merge and a resumed run give the single run's files byte for byte;
-    a shard's VCF and skipped TSV hold its block of records."""
+def test_variant_effect_shards_merge_and_resume(work, tmp_path, monkeypatch, capsys):
+    """Units are VCF records: 3 shards + merge (HDF5, TSV, VCF.gz, VCF and the skipped TSV, through the
+    Python API and the CLI) and a resumed run give the single run's files byte for byte; a shard's VCF and
+    skipped TSV hold its block of records; a shard file that is missing is one line, nothing written."""
+    import h5py
     kw = dict(vcf=work["vcf"], fasta=work["fa"], scores=["diff", "logit"], batch_size=2, verbose=False)
     t = work["basset"]
-    names = ("o.h5", "o.tsv", "o.vcf.gz", "o.skipped.tsv")
+    names = ("o.h5", "o.tsv", "o.vcf.gz", "o.vcf", "o.skipped.tsv")
     single = tmp_path / "single"
     single.mkdir()
-    run("variant-effect", t, [str(single / n) for n in names[:3]], **kw)
+    run("variant-effect", t, [str(single / n) for n in names[:4]], **kw)
     shards = []
     for i in (1, 2, 3):
         sd = tmp_path / f"s{i}"
         sd.mkdir()
-        run("variant-effect", t, [str(sd / n) for n in names[:3]], shard=f"{i}/3", **kw)
+        run("variant-effect", t, [str(sd / n) for n in names[:4]], shard=f"{i}/3", **kw)
         shards.append(sd)
-    merge([str(sd / "o.h5") for sd in shards], str(tmp_path / "merged.h5"))
-    assert file_bytes_equal(str(single / "o.h5"), str(tmp_path / "merged.h5"))
+    assert h5io.read_attrs(str(shards[1] / "o.h5"))["shard_outputs"] == json.dumps(list(names))
     from cyvcf2 import VCF
     assert [[r.ID for r in VCF(str(sd / "o.vcf.gz"))] for sd in shards] == [
         ["snv1", "multi", "mnv", "ins"], ["del", "badref", "nochr", "sym"], ["edge", "end", "snv2"]]
-    lines = [ln for sd in shards for ln in open(sd / "o.skipped.tsv").read().splitlines()[1:]]
-    assert lines == open(single / "o.skipped.tsv").read().splitlines()[1:]
+    # every file of the single run, from the shards' files (the skipped TSV without being asked)
+    h5s = [str(sd / "o.h5") for sd in shards]
+    merged = tmp_path / "merged"
+    res = merge(h5s[::-1], [str(merged / n) for n in names[:4]])
+    assert res.outputs == [str(merged / n) for n in names]
+    for n in names:
+        assert file_bytes_equal(str(single / n), str(merged / n)), n
+    assert "shard_outputs" not in h5io.read_attrs(str(merged / "o.h5"))
+    # the CLI; a plain .vcf from the shards' .vcf.gz (the first VCF each shard wrote)
+    cli_dir = tmp_path / "cli"
+    rc, err = _main(["merge", *h5s, "-o", str(cli_dir / "x.h5"), str(cli_dir / "x.vcf"), "-q"], capsys)
+    assert rc == 0, err
+    assert sorted(os.listdir(cli_dir)) == ["x.h5", "x.skipped.tsv", "x.vcf"]
+    for a, b in (("x.h5", "o.h5"), ("x.vcf", "o.vcf"), ("x.skipped.tsv", "o.skipped.tsv")):
+        assert file_bytes_equal(str(cli_dir / a), str(single / b)), a
+    # refusals: one line, nothing written
+    bad = tmp_path / "bad"
+    os.rename(shards[1] / "o.skipped.tsv", tmp_path / "away.tsv")
+    rc, err = _main(["merge", *h5s, "-o", str(bad / "y.h5"), "-q"], capsys)
+    assert rc == 2 and err.count("\n") == 1, err
+    assert f"{shards[1] / 'o.skipped.tsv'}, the .skipped.tsv file of shard {h5s[1]}, is missing" in err
+    os.rename(tmp_path / "away.tsv", shards[1] / "o.skipped.tsv")
+    rc, err = _main(["merge", *h5s, "-o", str(bad / "y.h5"), str(bad / "y.bed"), "-q"], capsys)
+    assert rc == 2 and "y.bed: unknown file type; expected .h5, .hdf5, .tsv, .skipped.tsv, .vcf.gz or .vcf" in err
+    assert not bad.exists()
+    # shards of an older kipoi-tanger (no shard_outputs): their HDF5 files alone
+    old = []
+    for i, h in enumerate(h5s):
+        shutil.copy(h, tmp_path / f"old{i}.h5")
+        with h5py.File(tmp_path / f"old{i}.h5", "r+") as f:
+            del f.attrs["shard_outputs"]
+        old.append(str(tmp_path / f"old{i}.h5"))
+    rc, err = _main(["merge", *old, "-o", str(bad / "y.h5"), str(bad / "y.tsv"), "-q"], capsys)
+    assert rc == 2 and "does not record its run's files (written by an older kipoi-tanger)" in err, err
+    assert merge(old, str(bad / "y.h5")).outputs == [str(bad / "y.h5")]
+    assert file_bytes_equal(str(single / "o.h5"), str(bad / "y.h5"))
+    # resume
     resumed = tmp_path / "resumed"
     resumed.mkdir()
-    outs = [str(resumed / n) for n in names[:3]]
+    outs = [str(resumed / n) for n in names[:4]]
     _interrupted("variant-effect", t, outs, monkeypatch, after=2, **kw)
     assert run("variant-effect", t, outs, resume=True, **kw).resumed_units == 4
     for n in names:
         assert file_bytes_equal(str(single / n), str(resumed / n)), n
+
+
+def test_variant_effect_has_no_dataloader_options(work, tmp_path, capsys):
+    """variant-effect brings its own regions (Op.own_regions): its command has none of the dataloader
+    options (each is an argparse error) while every other op keeps them all; run() refuses them in one line."""
+    from kipoi_tanger import ops
+    from kipoi_tanger.ops.base import DATALOADER_OPTIONS
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices
+    dl_flags = set(DATALOADER_OPTIONS) | {"-n"}
+    for name in ops.names():
+        flags = set(sub[name]._option_string_actions)
+        if name == "variant-effect":
+            assert ops.get(name).own_regions and not flags & dl_flags, flags & dl_flags
+        else:
+            assert not ops.get(name).own_regions and dl_flags <= flags, (name, dl_flags - flags)
+    base = ["variant-effect", BASSET, "--vcf", work["vcf"], "--fasta", work["fa"], "-o", str(tmp_path / "x.h5")]
+    for extra in (["--example"], ["-n", "2"], ["--num_workers", "2"], ["--dataloader", "x"],
+                  ["--dataloader_source", "dir"]):
+        rc, err = _main(base + extra, capsys)
+        assert rc == 2 and err.startswith("kipoi-tanger: error: unrecognized arguments: " + extra[0]), err
+    for kw, shown in ((dict(num_workers=2), "num_workers"), (dict(dataloader_args={"a": 1}, example=True),
+                                                             "dataloader_args, example"),
+                      (dict(dataloader="x", dataloader_source="dir"), "dataloader, dataloader_source")):
+        with pytest.raises(OpError) as e:
+            run("variant-effect", work["basset"], str(tmp_path / "x.h5"), vcf=work["vcf"], fasta=work["fa"], **kw)
+        assert str(e.value) == ("variant-effect reads its regions from --vcf and --fasta, not from the model's "
+                                f"dataloader: drop {shown}")
+    assert os.listdir(tmp_path) == []
 
 
 def test_variant_effect_strict_and_bad_input(work, tmp_path, capsys):
@@ -366,7 +432,7 @@ def test_variant_effect_strict_and_bad_input(work, tmp_path, capsys):
         (["--strict", "-o", str(out / "s.h5")],
          f"{vcf}: line 10 (chr1:1500 "),
         (["-o", str(out / "x.h5"), "--scores", "diff", "logti"], "--scores: unknown score 'logti'"),
-        (["-o", str(out / "x.h5"), "--dataloader_args", "a=1"], "the model's dataloader is not used"),
+        (["-o", str(out / "x.h5"), "--dataloader_args", "a=1"], "unrecognized arguments: --dataloader_args a=1"),
         (["-o", str(out / "x.h5"), "--length", "300"], "--length: 300, but the model's input length is 200"),
         (["-o", str(out / "x.bed")], "-o/--output: " + str(out / "x.bed") + ": unknown file type; expected .h5, "
                                      ".hdf5, .tsv, .skipped.tsv, .vcf.gz or .vcf"),

@@ -15,7 +15,12 @@ over a Kipoi model needs to know about it:
 * its per-batch call ``op(items) -> {dataset: ndarray}``;
 * whether it writes tables (``.tsv``), whether consecutive batches can be
   grouped into one call, where its regions come from (:meth:`Op.batch_source`,
-  the model's dataloader by default).
+  the model's dataloader by default; :attr:`Op.own_regions` for an op that
+  brings its own, such as variant-effect's VCF + FASTA windows: the CLI then
+  offers no dataloader options and ``run()`` refuses them);
+* the companion files a run writes without being asked
+  (:meth:`Op.companion_files`) and how ``merge`` joins the shards' files of
+  the op's own output kinds (:meth:`Op.output_joiners`).
 
 Ops nest like tangermeme's ``func=``: an op with :attr:`Op.inner_ops` holds
 an inner op (``Marginalize(inner=DeepLiftShap())``) and calls its
@@ -28,9 +33,12 @@ import numpy as np
 
 from ..adapter.errors import RunError
 
-__all__ = ["Param", "Op", "Perturbation", "OpError", "RunContext", "to_numpy", "name_outputs"]
+__all__ = ["Param", "Op", "Perturbation", "OpError", "RunContext", "to_numpy", "name_outputs", "DATALOADER_OPTIONS"]
 
 VIEWS = ("raw", "canonical", "explain")
+#: the run options (CLI option: run() keyword) that choose and feed the model's dataloader
+DATALOADER_OPTIONS = {"--dataloader": "dataloader", "--dataloader_source": "dataloader_source",
+                      "--dataloader_args": "dataloader_args", "--example": "example", "--num_workers": "num_workers"}
 
 
 class OpError(RunError):
@@ -230,6 +238,10 @@ class Op:
     declare_when_nested: ClassVar[bool] = True    # a model's tanger ops must list it even when nested
     extra_outputs: ClassVar[Dict[str, Callable]] = {}   # output suffix -> writer(path, batches, attrs)
     identity_only: ClassVar[Tuple[str, ...]] = ()       # recorded keys that identify a run but stay out of files
+    #: where the op's regions come from when it brings its own (:meth:`batch_source`; e.g. ``"--vcf and
+    #: --fasta"``) and never reads the model's dataloader: the CLI then offers no dataloader options
+    #: (:data:`DATALOADER_OPTIONS`) and ``run()`` refuses them. None: the model's dataloader.
+    own_regions: ClassVar[Optional[str]] = None
 
     def __init__(self, inner: Optional["Op"] = None, **values):
         known = {p.name: p for p in self.params}
@@ -332,11 +344,24 @@ class Op:
         return False
 
     def output_files(self, outputs: List[str]) -> List[str]:
-        """The files a run writes for the checked ``-o`` outputs: the outputs themselves (default), or
-        with companion files the op adds (variant-effect's ``OUT.skipped.tsv``). Each is refused when it
-        exists (without ``--overwrite``), written by :attr:`extra_outputs` or as an ``.h5``/``.tsv``,
+        """The files a run writes for the checked ``-o`` outputs: the outputs themselves, then the
+        :meth:`companion_files` the op adds (variant-effect's ``OUT.skipped.tsv``). Each is refused when
+        it exists (without ``--overwrite``), written by :attr:`extra_outputs` or as an ``.h5``/``.tsv``,
         and appears only once complete, like the outputs."""
-        return list(outputs)
+        return list(outputs) + self.companion_files(outputs)
+
+    @classmethod
+    def companion_files(cls, outputs: List[str]) -> List[str]:
+        """Files a run writes next to the ``-o`` outputs without being asked (none by default); ``merge``
+        writes them for the merged outputs too."""
+        return []
+
+    @classmethod
+    def output_joiners(cls) -> Dict[str, Callable]:
+        """``{suffix: join(sources, path)}`` for the op's own output kinds (:attr:`extra_outputs`,
+        :meth:`companion_files`): how ``merge`` joins the shards' files, in shard order, into the file a
+        single run writes (``path`` keeps the output's suffix). ``.h5`` and ``.tsv`` tables are merge's own."""
+        return {}
 
     @property
     def groupable(self) -> bool:
@@ -409,8 +434,19 @@ class Op:
     # -- running -------------------------------------------------------------------------------
 
     def dataloader_args(self, target, parsed: Optional[dict], example: bool) -> dict:
-        """The validated arguments of this op's batch source (the model's dataloader by default)."""
+        """The validated arguments of this op's batch source (the model's dataloader by default;
+        none for an op with :attr:`own_regions`)."""
+        if self.own_regions:
+            if parsed or example:
+                raise OpError(self.regions_refusal(["--dataloader_args" if parsed else "--example"]))
+            return {}
         return target.dataloader_args(parsed, example=example)
+
+    @classmethod
+    def regions_refusal(cls, options: List[str]) -> str:
+        """The error line for dataloader ``options`` given to an op with :attr:`own_regions`."""
+        return (f"{cls.name} reads its regions from {cls.own_regions}, not from the model's dataloader: drop "
+                f"{', '.join(options)}")
 
     def batch_source(self, target, dataloader_args: dict):
         """Where the regions come from: the model's dataloader unless an op brings its own

@@ -42,9 +42,16 @@ Outputs (``-o``):
   ``--strict`` instead stops at the first such record with one line naming
   the VCF line, before anything is written.
 
+The model's dataloader is not used: the command has no dataloader options
+(``--dataloader``, ``--dataloader_args``, ``--example``, ``-n``...), and
+``run()`` refuses them in one line.
+
 Units of ``--resume``/``--shard`` are VCF records (blocks of ``--batch_size``
 records; a shard's VCF output holds the records of its block, its skipped TSV
-those of its block; ``merge`` joins the HDF5 files). Every run checks the fast
+those of its block). ``merge SHARD.h5... -o OUT.h5 [OUT.tsv] [OUT.vcf[.gz]]``
+joins the HDF5 files and the TSV and VCF outputs asked for, and always writes
+``OUT.skipped.tsv``, from each shard's files of the same kind (found from the
+names its HDF5 records), into the single run's bytes. Every run checks the fast
 path on its own first batch of substitutions, so shards and resumed runs give
 the single run's bytes when those checks agree, as they do unless the engine
 disagrees with full forwards on some variants only (then a warning names the
@@ -246,6 +253,7 @@ class VariantEffect(Op):
               kind="flag", record=False),
     )
     identity_only = ("input_files",)
+    own_regions = "--vcf and --fasta"
 
     def __init__(self, inner=None, **values):
         super().__init__(inner, **values)
@@ -269,21 +277,23 @@ class VariantEffect(Op):
 
     def output_files(self, outputs: List[str]) -> List[str]:
         """The outputs plus ``OUT.skipped.tsv`` next to the first (unless it is among them)."""
+        self._outputs = list(outputs)
+        return super().output_files(outputs)
+
+    @classmethod
+    def companion_files(cls, outputs: List[str]) -> List[str]:
+        """``OUT.skipped.tsv`` next to the first output, unless it is among the outputs."""
         from ..run.outputs import resolve_output
-        outputs = list(outputs)
-        self._outputs = outputs
         extra = skipped_path(outputs[0])
-        if resolve_output(extra) not in {resolve_output(o) for o in outputs}:
-            outputs.append(extra)
-        return outputs
+        return [] if resolve_output(extra) in {resolve_output(o) for o in outputs} else [extra]
 
-    # -- checks ------------------------------------------------------------------------------------
-
-    def dataloader_args(self, target, parsed, example):
-        if parsed or example:
-            raise OpError("variant-effect reads its regions from --vcf and --fasta; the model's dataloader is "
-                          "not used (drop --dataloader_args/--example)")
-        return {}
+    @classmethod
+    def output_joiners(cls):
+        """The shards' skipped TSVs (header once) and VCFs (header once, records in order, bgzipped
+        by htslib for ``.gz`` as the run's writer does) joined into a single run's."""
+        from ..run.merge import join_tsv
+        from ..variants.writer import join_vcfs
+        return {SKIPPED_SUFFIX: join_tsv, ".vcf.gz": join_vcfs, ".vcf": join_vcfs}
 
     def check(self, target) -> None:
         from ..adapter.layout import DNA

@@ -16,7 +16,11 @@ assembled from the journal at the end, then renamed into place. Hence:
 * ``shard=(i, N)`` processes the i-th of N contiguous blocks of regions (block
   edges fall on batch edges, so every batch is the batch a single run would
   see) and :func:`~kipoi_tanger.run.merge.merge` joins the shard files into
-  exactly the single-run file;
+  exactly the single-run files (a shard's HDF5 records its run's files,
+  ``shard_outputs``, relative to itself, so merge finds its TSV, VCF and
+  companion files);
+* an op that brings its own regions (``Op.own_regions``: variant-effect) is
+  refused the dataloader options in one line;
 * bad input is refused before anything is written: the outputs' paths are
   resolved once, ``--device`` is checked, and the first batch is read and
   checked against the model's schema (:mod:`~kipoi_tanger.adapter.schema_check`)
@@ -243,6 +247,11 @@ def run(op, model, outputs: Union[str, Sequence[str]], params: Optional[Mapping]
     opts = RunOptions(**opt_kwargs).check()
     switches = _Switches.from_env()
     op = _build_op(op, op_params)
+    if op.own_regions:       # an op with its own regions (variant-effect) never reads the dataloader
+        from ..ops.base import DATALOADER_OPTIONS, OpError
+        given = [k for k in DATALOADER_OPTIONS.values() if getattr(opts, k)]
+        if given:
+            raise OpError(op.regions_refusal(given))
     # the op may add companion files (variant-effect: OUT.skipped.tsv), handled like the outputs
     outputs = op.output_files(check_outputs(outputs, op.writes_tables, op.extra_outputs))
     shard = parse_shard(opts.shard)
@@ -641,7 +650,10 @@ def _assemble(journal, outputs, paths, attrs, n_rows, extra_writers):
                     h5io.write_tsv(tmp, journal.read_batches(), attrs.get("output_names") or (),
                                    attrs.get("column_labels"))
                 else:
-                    h5io.write_h5(tmp, specs, n_rows, attrs, journal.read_batches())
+                    h5_attrs = attrs
+                    if "shard" in attrs:    # a shard's HDF5 names its run's files, for `merge` to find them
+                        h5_attrs = dict(attrs, shard_outputs=[os.path.relpath(p, d) for p in paths])
+                    h5io.write_h5(tmp, specs, n_rows, h5_attrs, journal.read_batches())
             except (OSError, RuntimeError) as e:
                 err = write_error(e, out, "rerun the same command with --resume (every batch is kept)")
                 if err is not None:

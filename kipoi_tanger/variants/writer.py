@@ -5,13 +5,17 @@ values in ``Number=A`` Float fields declared in the header (``.`` for an
 allele that was skipped), records with no scored allele are copied
 unchanged. Field IDs are ``<prefix><score>_<output>`` made VCF-safe (see
 :func:`info_id`). The output is bgzipped when its name ends in ``.gz``.
+
+:func:`join_vcfs` joins the VCFs of consecutive record blocks (``--shard``
+runs) into the file one run over every record writes.
 """
+import gzip
 import re
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
-from .vcf import Variant, VariantError
+from .vcf import Variant, VariantError, _quiet_htslib
 
-__all__ = ['VCFWriter', 'info_id']
+__all__ = ['VCFWriter', 'info_id', 'join_vcfs']
 
 
 def info_id(score: str, output: str = '', prefix: str = 'KT_') -> str:
@@ -157,3 +161,82 @@ class VCFWriter:
             self.out.close()
             self.vcf.close()
             self.closed = True
+
+
+def _text_lines(path):
+    """The lines of a VCF or (b)gzipped VCF, as bytes."""
+    with open(path, 'rb') as f:
+        gz = f.read(2) == b'\x1f\x8b'
+    return gzip.open(path, 'rb') if gz else open(path, 'rb')
+
+
+def _split(path) -> Tuple[bytes, bool]:
+    """``(header bytes, has records)`` of a VCF."""
+    header = []
+    with _text_lines(path) as f:
+        for line in f:
+            if not line.startswith(b'#'):
+                return b''.join(header), True
+            header.append(line)
+    return b''.join(header), False
+
+
+def join_vcfs(sources: List[str], path: str) -> None:
+    """Join VCFs written by :class:`VCFWriter` for consecutive record blocks into one.
+
+    The header once (the sources' headers must be equal, a source without
+    records aside), then every record of every source, in order. A ``.gz``
+    ``path`` is written by htslib's bgzip writer record by record, as
+    :class:`VCFWriter` writes it, so the file has the bytes one writer over
+    all records gives; a plain ``.vcf`` is the header and the records' text.
+    The sources may be plain or bgzipped either way.
+
+    Raises
+    ------
+    VariantError
+        Sources with different headers, or one that is not a VCF (one line).
+    """
+    if not sources:
+        raise VariantError("join_vcfs: no VCF files to join")
+    parts = []
+    for src in sources:
+        try:
+            parts.append(_split(src))
+        except (OSError, EOFError) as e:
+            raise VariantError(f"{src}: not a readable VCF ({e})") from None
+    filled = [(src, h) for src, (h, has) in zip(sources, parts) if has]
+    template, header = filled[0] if filled else (sources[0], parts[0][0])
+    if not header.startswith(b'##fileformat=VCF'):
+        raise VariantError(f"{template}: not a VCF (no ##fileformat header)")
+    for src, h in filled[1:]:
+        if h != header:
+            raise VariantError(f"{src} has another VCF header than {template} (INFO fields or input VCF); "
+                               "its shard is not of the same run")
+
+    def records():
+        for src, (_, has) in zip(sources, parts):
+            if not has:
+                continue
+            with _text_lines(src) as f:
+                for line in f:
+                    if not line.startswith(b'#'):
+                        yield line
+
+    if not path.endswith('.gz'):
+        with open(path, 'wb') as out:
+            out.write(header)
+            for line in records():
+                out.write(line)
+        return
+    from cyvcf2 import VCF, Writer
+    _quiet_htslib()
+    tmpl = VCF(template)
+    try:
+        w = Writer(path, tmpl, mode='wz')
+        try:
+            for line in records():
+                w.write_record(w.variant_from_string(line.decode().rstrip('\n')))
+        finally:
+            w.close()
+    finally:
+        tmpl.close()
