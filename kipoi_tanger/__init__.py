@@ -47,6 +47,12 @@ class KipoiModel(NamedTuple):
         return self.target.wrap(canonical=True, arg_keys=self.arg_keys, select=True, output=output)
 
     @property
+    def deeplift_rules(self) -> Optional[dict]:
+        """The rules model.yaml declares under ``postprocessing: tanger: deeplift_rules``, as
+        ``deep_lift_shap(..., additional_nonlinear_ops=m.deeplift_rules)`` takes them (None: none)."""
+        return self.target.deeplift_rules
+
+    @property
     def arg_keys(self) -> list:
         """Schema keys of the model's inputs other than the sequence, in the order ``args`` fill them."""
         spec = self.target.spec
@@ -120,8 +126,10 @@ def load_model(model: str, source: str = "dir", dataloader: Optional[str] = None
     ------
     ValueError
         (:class:`kipoi_tanger.adapter.AdapterError`) for a missing model,
-        a malformed yaml or tanger section, a non-PyTorch model, or a model
-        whose sequence input or layout cannot be determined; one line.
+        a malformed yaml or tanger section, a framework that is not installed,
+        or a model whose sequence input or layout cannot be determined; one
+        line. Non-PyTorch models load too; their ``model`` calls the Kipoi
+        model's ``predict_on_batch`` (forward passes only, on the CPU).
     """
     from .adapter.errors import AdapterError
     from .adapter.target import load
@@ -145,4 +153,7 @@ def __getattr__(name):
     if name == "SklearnModel":   # defined_as: kipoi_tanger.SklearnModel (scikit-learn loads on use)
         from .frameworks.sklearn import SklearnModel
         return SklearnModel
+    if name == "TensorFlowModel":   # defined_as: kipoi_tanger.TensorFlowModel (TF1 checkpoints)
+        from .frameworks.tensorflow import TensorFlowModel
+        return TensorFlowModel
     raise AttributeError(f"module 'kipoi_tanger' has no attribute {name!r}")

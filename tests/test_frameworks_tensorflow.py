@@ -142,7 +142,7 @@ def test_info_names_the_framework_and_deeplift_is_refused_in_one_line(tf1):
     assert res["info"]["rc"] == 0
     out = res["info"]["out"]
     assert "framework       tensorflow (TensorFlow " in out and "tf.compat.v1 checkpoint" in out
-    assert "loader kipoi_tanger.frameworks.tensorflow.TensorFlowModel)" in out
+    assert "loader kipoi_tanger.TensorFlowModel)" in out
     assert "deeplift-shap: unavailable: tensorflow models have no torch graph" in out
     assert "predict, marginalize, product" in out and "forward passes through the model's own predict_on_batch" in out
     info = json.loads(res["info_json"]["out"])

@@ -282,6 +282,13 @@ def test_declared_rules_and_the_accept_flag(zoo, tmp_path):
         ours = deep_lift_shap(view, X, references=R, batch_size=4, device="cpu",
                               additional_nonlinear_ops={type(net[1]): "rescale"})
         assert np.abs(ours.numpy() - attr).max() <= 1e-5 * np.abs(attr).max()
+        # the Python bridge hands the declared rules to deep_lift_shap as they are
+        import kipoi_tanger
+        m = kipoi_tanger.load_model(d)
+        assert [c.__name__ for c in m.deeplift_rules] == ["MyAct"]
+        py = deep_lift_shap(m.explained(), X, references=R, batch_size=4, device="cpu",
+                            additional_nonlinear_ops=m.deeplift_rules)
+        assert np.abs(py.numpy() - attr).max() <= 1e-5 * np.abs(attr).max()
 
         # declared linear (wrong): the first batch does not add up, so nothing is written ...
         zm.set_rules(d, {"model_architecture.MyAct": "linear"})

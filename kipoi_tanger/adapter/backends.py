@@ -49,7 +49,8 @@ _TORCH_LOADERS = ("kipoi.model.PyTorchModel", "kipoi.model.OldPyTorchModel",
                   "kipoi_tanger.adapter.kipoi_model.TorchModel")
 _PUBLIC = {"kipoi_tanger.adapter.kipoi_model.TorchModel": "kipoi_tanger.TorchModel",
            "kipoi_tanger.frameworks.keras.KerasModel": "kipoi_tanger.KerasModel",
-           "kipoi_tanger.frameworks.sklearn.SklearnModel": "kipoi_tanger.SklearnModel"}
+           "kipoi_tanger.frameworks.sklearn.SklearnModel": "kipoi_tanger.SklearnModel",
+           "kipoi_tanger.frameworks.tensorflow.TensorFlowModel": "kipoi_tanger.TensorFlowModel"}
 
 
 def _class_path(cls) -> str:
