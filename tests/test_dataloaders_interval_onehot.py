@@ -317,6 +317,30 @@ def test_corrupt_and_stale_index(tmp_path):
     one_line_error(e, fa, "does not match", "delete")
 
 
+def test_index_of_a_replaced_fasta_is_refused(tmp_path):
+    """An index left from an earlier FASTA: chr1 grew by exactly two lines, so the old chr2 offset
+    reads whole lines of chr1's tail (no stray newline or '>' for the per-fetch check to see), and a
+    re-wrapped FASTA keeps every offset but not the line length. Both are one error at construction."""
+    fa = write_fasta(tmp_path / "g.fa", {"chr1": CHR1, "chr2": CHR2})
+    bed = write_bed(tmp_path / "a.bed", [("chr2", 0, 16)])
+    np.testing.assert_array_equal(IntervalOneHot(bed, fa)[0]["inputs"], hand_onehot(CHR2))
+    write_fasta(tmp_path / "g.fa", {"chr1": CHR1 + "ACGTACGTAC" * 2, "chr2": CHR2})   # the .fai stays
+    with pytest.raises(ValueError) as e:
+        IntervalOneHot(bed, fa)
+    one_line_error(e, fa + ".fai", fa, "does not match", "'chr2'", "does not start after its >chr2 line", "delete")
+    os.remove(fa + ".fai")
+    np.testing.assert_array_equal(IntervalOneHot(bed, fa)[0]["inputs"], hand_onehot(CHR2))
+    write_fasta(tmp_path / "g.fa", {"chr1": CHR1 + "ACGTACGTAC" * 2, "chr2": CHR2}, width=12)
+    with pytest.raises(ValueError) as e:
+        IntervalOneHot(bed, fa)
+    one_line_error(e, fa + ".fai", "does not match", "first line is not 10 bases long")
+    # a header without a description and CRLF line ends match their own index
+    fa2 = str(tmp_path / "h.fa")
+    with open(fa2, "w", newline="") as f:
+        f.write(">chr2\r\n" + CHR2[:10] + "\r\n" + CHR2[10:] + "\r\n")
+    np.testing.assert_array_equal(IntervalOneHot(bed, fa2)[0]["inputs"], hand_onehot(CHR2))
+
+
 @pytest.mark.parametrize("lines,line_no,parts", [
     ([("chr1", 0, 8), ("chrX", 0, 8)], 2, ["chromosome 'chrX'", "chr1, chr2"]),
     ([("chr1", 0, 8), "chr1\t5"], 2, ["at least 3", "got 2"]),

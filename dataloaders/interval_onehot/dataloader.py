@@ -25,9 +25,11 @@ Conventions
   ``bedtools intersect -v`` keeps them; pybedtools runs bedtools for this.
 * A missing ``.fai`` is built next to the FASTA with pyfaidx (as pyfaidx and
   kipoiseq do); if that is impossible (read-only directory) the error says
-  so. An existing ``.fai`` is used as is, whatever its mtime (git checkouts
-  do not keep mtimes); fetched bytes are checked, and bytes that cannot come
-  from a matching index (``>``, newlines) raise an error asking to delete it.
+  so. An existing ``.fai`` is used whatever its mtime (git checkouts do not
+  keep mtimes) once it matches the FASTA: each sequence starts after its own
+  ``>name`` line, its first line ends where the index says and it ends inside
+  the file; fetched bytes are checked too (``>``, newlines). A mismatch is one
+  error asking to delete the index.
 * Sequences are read per interval with ``os.pread`` at offsets computed from
   the ``.fai``: memory is bounded by one batch, never by the genome.
 """
@@ -98,6 +100,36 @@ class _IndexedFasta:
                                 self.linebases.tolist(), self.linewidths.tolist()))
         self._fd = None
         self._pid = None
+        self._check_index()
+
+    def _check_index(self):
+        """Each sequence of the index starts right after its own ``>name`` line,
+        its first line ends where the index says and its last base is in the
+        file. An index of another FASTA (replaced, re-wrapped) otherwise reads
+        bases from the wrong places, which the per-fetch check misses when the
+        shift is a whole number of lines."""
+        size = os.path.getsize(self.path)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for name, (n, off, lb, lw) in zip(self.names, self.records):
+                key = b">" + name.encode()
+                why = None
+                full, rest = divmod(n, lb)
+                if off + full * lw + rest > size:
+                    why = "its {} bases would end past the end of the file".format(n)
+                elif os.pread(fd, len(key) + 1, off - len(key) - 1) != key + b"\n":
+                    # a header with a description: the line before the sequence
+                    head = os.pread(fd, min(off, 4096), max(0, off - 4096))
+                    line = head[:-1].rsplit(b"\n", 1)[-1] if head.endswith(b"\n") else b""
+                    if not (line.startswith(key) and line[len(key):len(key) + 1] in (b"", b" ", b"\t", b"\r")):
+                        why = "it does not start after its >{} line".format(name)
+                if why is None and n > lb and os.pread(fd, 1, off + lb) not in (b"\n", b"\r"):
+                    why = "its first line is not {} bases long".format(lb)
+                if why is not None:
+                    raise ValueError("fasta index {} does not match {} (sequence {!r}: {}); delete the index "
+                                     "to rebuild it".format(self.fai, self.path, name, why))
+        finally:
+            os.close(fd)
 
     def _build_index(self):
         folder = os.path.dirname(self.path)
