@@ -173,7 +173,7 @@ def test_bad_records_are_skipped_with_reasons(tmp_path):
         'badref': 'ref_mismatch', 'nochrom': 'chrom_missing', 'sym': 'symbolic_allele',
         'edge': 'off_chromosome', 'star': 'symbolic_allele', 'nearend': 'off_chromosome',
         'iupac': 'bad_allele', 'same': 'ref_equals_alt'}
-    assert set(REASONS) == {v.reason for v in skipped.values()}
+    assert set(REASONS) - {'allele_too_long'} == {v.reason for v in skipped.values()}  # see test_review_variants
     assert 'the FASTA has A' in skipped['badref'].detail
     assert sum(isinstance(i, Window) for i in items) == 5
     # the skipped-records TSV

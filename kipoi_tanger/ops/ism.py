@@ -112,7 +112,8 @@ class OutputSelection:
         try:
             key = target.resolve_output(output)
         except AdapterError as e:
-            raise OpError(f"--output: {e}") from None
+            msg = str(e)
+            raise OpError(msg if msg.startswith("--output:") else f"--output: {msg}") from None
         self.key, self.single = key, True
         if key is not None and spec.target_call != "array":
             self.index = spec.target_keys.index(key)

@@ -38,7 +38,8 @@ Outputs (``-o``):
 * ``OUT.skipped.tsv`` next to the first output (``OUT`` its name without the
   suffix), always written: every ALT that got no window (``line, chrom, pos, id,
   ref, alt, reason, detail``; reasons ``ref_mismatch``, ``chrom_missing``,
-  ``symbolic_allele``, ``bad_allele``, ``ref_equals_alt``, ``off_chromosome``).
+  ``symbolic_allele``, ``bad_allele``, ``ref_equals_alt``, ``off_chromosome``,
+  ``allele_too_long``).
   ``--strict`` instead stops at the first such record with one line naming
   the VCF line, before anything is written.
 
@@ -200,7 +201,7 @@ class VariantSource:
 
 def _alleles(vcf, start, stop):
     from ..variants import read_vcf
-    for v in read_vcf(vcf):
+    for v in read_vcf(vcf, check=False):     # checked by count_records when the run started
         if v.record < start:
             continue
         if stop is not None and v.record >= stop:
@@ -328,6 +329,40 @@ class VariantEffect(Op):
         self.selection = OutputSelection(target, v["output"], v["reduce"])
         if any(o.lower().endswith(VCF_SUFFIXES) for o in self._outputs):
             self._check_vcf_shapes(target)
+            self._check_info_clash(target)
+
+    def _check_info_clash(self, target):
+        """The input VCF must not declare an INFO field the VCF output adds (it would fail after all the
+        work): exact IDs where the schema gives the outputs' sizes, else any ID they could take."""
+        from ..variants import VariantError, info_id
+        from ..variants.vcf import _open
+        try:
+            vcf = _open(self.values["vcf"])
+        except VariantError as e:
+            raise _variant_error(e, "--vcf") from None
+        try:
+            existing = [h["ID"] for h in vcf.header_iter() if h["HeaderType"] == "INFO"]
+        finally:
+            vcf.close()
+        sel = self.selection
+        keys = [sel.key] if sel.single else list(target.spec.target_keys) or [None]
+        for o, label in enumerate(sel.labels):
+            shape = None
+            if sel.reduce is None and target.spec.target_keys and o < len(keys):
+                shape = target.output_shape(keys[o])
+            size = int(np.prod(shape)) if shape is not None else None
+            cols = _column_labels(target, sel, o, size) if size else []
+            for s in self.values["scores"]:
+                base = info_id(s, label)
+                if size is None:
+                    hit = [e for e in existing if e == base or e.startswith(base + "_")]
+                else:
+                    ids = {base} if size == 1 else {info_id(s, f"{label}_{c}") for c in cols}
+                    hit = [e for e in existing if e in ids]
+                if hit:
+                    raise OpError(f"--vcf: {self.values['vcf']} already declares INFO field {hit[0]}, which the VCF "
+                                  "output adds (a VCF written by an earlier run?); drop it from the input first "
+                                  f"(bcftools annotate -x INFO/{hit[0]}) or write no .vcf output")
 
     def _check_vcf_shapes(self, target, shapes=None):
         """A VCF holds one value per score and output element: outputs with several axes need a reduction."""

@@ -35,10 +35,12 @@ Bad records are never turned into windows; each is reported once as a
 :class:`Skipped` with a reason: ``ref_mismatch`` (the REF differs from the
 FASTA; the VCF line is named), ``chrom_missing``, ``symbolic_allele``
 (``<DEL>``, ``*``, ``.``, breakends), ``bad_allele`` (characters other than
-ACGTN), ``ref_equals_alt`` and ``off_chromosome`` (the window runs past an
-end of the chromosome). ``strict=True`` raises :class:`VariantError` with one
-line instead. FASTA bases other than ACGT (N, IUPAC codes, after
-upper-casing soft-masked ones) become all-zero columns.
+ACGTN), ``ref_equals_alt``, ``off_chromosome`` (the window runs past an
+end of the chromosome) and ``allele_too_long`` (``c < 0``: the longer allele
+cannot be centred in the window). ``strict=True`` raises
+:class:`VariantError` with one line instead. FASTA bases other than ACGT
+(N, IUPAC codes, after upper-casing soft-masked ones) become all-zero
+columns. An index (``.fai``) older than the FASTA is rebuilt.
 """
 import csv
 from typing import Iterable, Iterator, List, NamedTuple, Union
@@ -58,6 +60,7 @@ REASONS = {
     'bad_allele': "allele with characters other than ACGTN",
     'ref_equals_alt': "ALT equals REF",
     'off_chromosome': "window runs off the chromosome",
+    'allele_too_long': "allele longer than the window",
 }
 
 _CODES = numpy.full(256, 4, dtype=numpy.uint8)   # 4: N (all-zero column)
@@ -149,15 +152,32 @@ def window_span(p, r, a, length, strand='+'):
     return start, end, p - start, c
 
 
+def _fasta_problem(path, e):
+    """Why pyfaidx cannot open ``path``, for a one-line error (its own advice names its API)."""
+    import os
+    with open(path, 'rb') as f:
+        gz = f.read(2) == b'\x1f\x8b'
+    if gz and isinstance(e, ImportError):
+        return ("a gzipped FASTA, which needs Biopython (pip install biopython) and bgzip compression; "
+                "or decompress it")
+    fai = path + '.fai'
+    if isinstance(e, OSError) and 'writable' in str(e):
+        what = f"its index {fai} is older than the FASTA" if os.path.exists(fai) else f"no index {fai}"
+        return f"{what}, and it cannot be written there; copy the FASTA to a writable directory (indexed there)"
+    return f"not a readable FASTA ({type(e).__name__}: {e})"
+
+
 class _Fasta:
     """pyfaidx reads through a block cache (variants come sorted, windows overlap)."""
 
     def __init__(self, path, block=1 << 20):
         import pyfaidx
         try:
-            self.fa = pyfaidx.Fasta(path, as_raw=True, sequence_always_upper=True, rebuild=False)
+            # rebuild=True: an index older than the FASTA is rebuilt (pyfaidx would otherwise read the new
+            # FASTA at the old offsets, with a warning only)
+            self.fa = pyfaidx.Fasta(path, as_raw=True, sequence_always_upper=True, rebuild=True)
         except Exception as e:
-            raise VariantError(f"{path}: not a readable FASTA ({type(e).__name__}: {e})") from None
+            raise VariantError(f"{path}: {_fasta_problem(path, e)}") from None
         self.lengths = {k: len(v) for k, v in self.fa.items()}
         self.block, self.cache = block, (None, 0, 0, '')
 
@@ -241,7 +261,9 @@ def _one(v, fa, length, strand):
         return Skipped(v, 'chrom_missing', f"{v.chrom!r} is not in the FASTA{hint}")
     n = fa.lengths[v.chrom]
     s0 = v.pos - 1
-    if s0 < 0 or s0 + len(v.ref) > n:
+    if s0 < 0:
+        return Skipped(v, 'ref_mismatch', f"POS {v.pos} is before the first base of {v.chrom} (POS 1)")
+    if s0 + len(v.ref) > n:
         return Skipped(v, 'ref_mismatch', f"REF at {v.pos} runs past the end of {v.chrom} (length {n})")
     genome = fa.fetch(v.chrom, s0, s0 + len(v.ref))
     if genome != v.ref:
@@ -251,6 +273,9 @@ def _one(v, fa, length, strand):
     if r == 0 and a == 0:
         return Skipped(v, 'ref_equals_alt', f"ALT {v.alt} equals REF {v.ref}")
     start, end, off, c = window_span(p, r, a, length, strand)
+    if c < 0:
+        return Skipped(v, 'allele_too_long', f"{'REF' if r >= a else 'ALT'} allele of {max(r, a)} bases (after "
+                       f"trimming shared bases) does not fit a window of {length} centred on it")
     if start < 0 or end > n:
         return Skipped(v, 'off_chromosome', f"window {v.chrom}:{start}-{end} (0-based) outside "
                        f"[0, {n})")

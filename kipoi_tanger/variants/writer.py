@@ -59,14 +59,16 @@ class VCFWriter:
         self._declared = set(self.fields)
         if len(self._declared) != len(self.fields):
             raise ValueError(f"fields: duplicate INFO IDs in {self.fields}")
+        _quiet_htslib()
         self.vcf = VCF(vcf_in)
+        self._declare_undefined(vcf_in)
         existing = {h['ID'] for h in self.vcf.header_iter() if h['HeaderType'] == 'INFO'}
         for fid, desc in fields:
             if fid in existing:
-                raise ValueError(f"INFO field {fid} already exists in {vcf_in}; choose another prefix")
+                raise ValueError(f"INFO field {fid} already exists in {vcf_in}; drop it from the input VCF first")
             self.vcf.add_info_to_header({'ID': fid, 'Number': 'A', 'Type': 'Float',
                                          'Description': desc.replace('"', "'")})
-        self.out = Writer(path, self.vcf, mode='wz' if path.endswith('.gz') else 'w')
+        self.out = Writer(path, self.vcf, mode='wz' if path.lower().endswith('.gz') else 'w')
         start, stop = records if records is not None else (0, None)
         self.start, self.stop = int(start), stop
         self.records = iter(self.vcf)
@@ -78,6 +80,30 @@ class VCFWriter:
         self.current = None
         self.values: Dict[int, Dict[str, float]] = {}     # ALT index -> {INFO ID: value} of self.current
         self.closed = False
+
+    def _declare_undefined(self, vcf_in):
+        """Declare the INFO and FORMAT tags the records use without a header line, as htslib does
+        when it reads them (``Type=String``, ``Description="Dummy"``): htslib refuses to write a
+        record read with an undeclared tag. The whole file is scanned, so every block (``--shard``)
+        declares the same."""
+        from cyvcf2 import VCF
+        kinds = ('INFO', 'FORMAT')
+        declared = {(h['HeaderType'], h['ID']) for h in self.vcf.header_iter() if h['HeaderType'] in kinds}
+        scan = VCF(vcf_in, lazy=True)
+        try:
+            for _ in scan:
+                pass
+            for h in scan.header_iter():
+                kind = h['HeaderType']
+                if kind not in kinds or (kind, h['ID']) in declared:
+                    continue
+                d = h.info()
+                add = self.vcf.add_info_to_header if kind == 'INFO' else self.vcf.add_format_to_header
+                add({'ID': d['ID'], 'Number': d.get('Number', '.'), 'Type': d.get('Type', 'String'),
+                     'Description': d.get('Description', 'Dummy').strip('"')})
+                declared.add((kind, h['ID']))
+        finally:
+            scan.close()
 
     def _info(self, n_alt):
         """``ID=v[,v...];...`` of the current record's values, fields in declaration order."""
@@ -222,7 +248,7 @@ def join_vcfs(sources: List[str], path: str) -> None:
                     if not line.startswith(b'#'):
                         yield line
 
-    if not path.endswith('.gz'):
+    if not path.lower().endswith('.gz'):
         with open(path, 'wb') as out:
             out.write(header)
             for line in records():
