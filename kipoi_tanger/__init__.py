@@ -81,7 +81,11 @@ class KipoiModel(NamedTuple):
 
     def inputs(self, dataloader_args: Optional[dict] = None, n: Optional[int] = None) -> Tuple[Any, tuple]:
         """All regions (or the first ``n``) as one ``(X, args)`` pair, like :meth:`batches`."""
+        import numbers
+
         import torch
+        if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
+            raise ValueError(f"n: expected a positive integer (the first n regions) or None (all), got {n!r}")
         Xs, argss, total = [], [], 0
         for X, args in self.batches(dataloader_args, batch_size=32 if n is None else min(32, max(1, n))):
             Xs.append(X)

@@ -135,6 +135,19 @@ class _PatchingLoader:
         return getattr(self._loader, name)
 
 
+class _QuietLoader(_PatchingLoader):
+    """Run the real loader with setuptools' "pkg_resources is deprecated" warning silenced."""
+
+    def __init__(self, loader):
+        super().__init__(loader, None)
+
+    def exec_module(self, module):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+            self._loader.exec_module(module)
+
+
 _KIPOI_PACKAGES = ("kipoi", "kipoi_conda", "kipoi_utils")
 _IMPORT_MACHINERY = ("importlib", "importlib._bootstrap", "importlib._bootstrap_external", __name__)
 
@@ -202,6 +215,10 @@ class KipoiPatchFinder:
         spec = self._find_elsewhere(self.PKG_RESOURCES, path, target)
         if spec is not None:       # setuptools < 81: the real one, for everyone
             self._done(self.PKG_RESOURCES)
+            if getattr(spec, "loader", None) is not None and _imported_by_kipoi():
+                # imported by Kipoi (kipoi/__main__.py, every `kipoi` command): without its
+                # deprecation warning, which would precede every `kipoi tanger` message on stderr
+                spec.loader = _QuietLoader(spec.loader)
             return spec
         if not _imported_by_kipoi():
             return None            # other packages see no pkg_resources, as without the hook

@@ -25,6 +25,12 @@ def load_npy(spec):
         raise OpError(f"--args: {path}: not a readable .npy array ({one_line(e)})") from None
     if arr.ndim == 0 or len(arr) == 0:
         raise OpError(f"--args: {path}: needs at least one row (shape {arr.shape})")
+    if arr.dtype.kind not in "biuf":
+        raise OpError(f"--args: {path}: holds {arr.dtype} values; expected numbers (bool, integer or float)")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise OpError(f"--args: {path}: holds {int((~np.isfinite(arr)).sum())} NaN/inf value(s), the first at "
+                      f"index {tuple(int(i) for i in bad)}; the model's outputs for them would be meaningless")
     return name, arr
 
 

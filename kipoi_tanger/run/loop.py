@@ -186,6 +186,20 @@ def _fingerprint(d):
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _input_files(dl_kwargs) -> dict:
+    """``{argument: [size, mtime_ns]}`` of the dataloader arguments that name existing files."""
+    out = {}
+    for k, v in sorted((dl_kwargs or {}).items()):
+        if isinstance(v, str) and v:
+            try:
+                st = os.stat(v)
+            except (OSError, ValueError):
+                continue
+            if not os.path.isdir(v):
+                out[k] = [int(st.st_size), int(st.st_mtime_ns)]
+    return out
+
+
 def _build_op(op, params):
     from ..ops import Op, build, get
     if isinstance(op, Op):
@@ -289,7 +303,9 @@ def _run(op, model, outputs, paths, journal, opts, switches, shard):
 
     identity = {"op": op.name, "model": tgt.name, "source": tgt.source, "dataloader": tgt.dataloader_name,
                 "dataloader_args": dl_kwargs, "parameters": params, "shard": shard,
-                "outputs": [os.path.basename(o) for o in outputs], "version": __version__}
+                "outputs": [os.path.basename(o) for o in outputs], "version": __version__,
+                # the input files' size and mtime: --resume refuses a BED or FASTA changed since the kill
+                "dataloader_files": _input_files(dl_kwargs)}
     fp = _fingerprint(identity)
 
     seeded = op.uses_random_state
@@ -302,6 +318,11 @@ def _run(op, model, outputs, paths, journal, opts, switches, shard):
                                f"{journal.format}) with settings this version does not match; rerun with "
                                "--overwrite")
             diff = first_difference(meta.get("identity", {}), json.loads(json.dumps(identity, default=str)))
+            if diff.startswith("dataloader_files."):
+                key = diff.split(":")[0][len("dataloader_files."):]
+                raise RunError(f"--resume: {key} {dl_kwargs.get(key)} changed (size or modification time) since the "
+                               f"interrupted run in {journal.path} read it; its committed batches came from the old "
+                               "file: pass --overwrite to start over")
             raise RunError(f"--resume: the interrupted run in {journal.path} used different settings ({diff}); "
                            "repeat its exact command, or pass --overwrite to start over")
         if seeded:

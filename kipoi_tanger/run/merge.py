@@ -58,6 +58,12 @@ def join_tsv(sources: Sequence[str], path: str) -> None:
                 shutil.copyfileobj(f, out)
 
 
+def _table_rows(path: str) -> int:
+    """Data rows of a table a run wrote: its lines after the header (an empty file has none)."""
+    with open(path, "rb") as f:
+        return max(0, sum(1 for _ in f) - 1)
+
+
 def _kind(name: str, suffixes: Sequence[str]) -> Optional[str]:
     """The output kind of a file name: its longest known suffix, without a ``.gz``."""
     low = name.lower()
@@ -265,6 +271,12 @@ def _plan(outputs: List[str], infos, op_cls) -> List[tuple]:
             if not os.path.isfile(path):
                 raise RunError(f"merge: {o}: {path}, the {kind} file of shard {s}, is missing")
             sources.append(path)
+        if kind in TABLE_SUFFIXES:       # one row per region: a truncated table would merge silently short
+            for (s, _), path, info in zip(recorded, sources, infos):
+                rows = _table_rows(path)
+                if rows != info[5]:
+                    raise RunError(f"merge: {o}: {path}, the {kind} file of shard {s}, has {rows} rows but the "
+                                   f"shard holds {info[5]} regions (truncated, or from another run)")
         join = joiners[next(sfx for sfx in sorted(joiners, key=len, reverse=True) if o.lower().endswith(sfx))]
         plan.append((o, (join, sources)))
     return plan

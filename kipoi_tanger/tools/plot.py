@@ -199,6 +199,28 @@ def _save(fig, base, formats, dpi):
     return paths
 
 
+def _check_dpi(dpi):
+    if isinstance(dpi, bool) or not isinstance(dpi, (int, float, np.integer, np.floating)) or not dpi > 0:
+        raise ResultsError(f"--dpi: expected a positive number, got {dpi!r}")
+    return dpi
+
+
+def _out_dir(out_dir):
+    """Create the output directory; return the dirs created (removed again if plotting fails)."""
+    from ..run.outputs import make_parents
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ResultsError(f"-o/--output: {out_dir} exists and is not a directory; expected an output directory")
+    return make_parents([os.path.join(out_dir, "x")])
+
+
+def _cleanup(written, created):
+    from ..run.outputs import remove_dirs
+    for path in written:
+        if os.path.exists(path):
+            os.remove(path)
+    remove_dirs(created)
+
+
 def _check_formats(formats):
     formats = tuple(formats)
     bad = [f for f in formats if f not in FORMATS]
@@ -255,6 +277,7 @@ def plot_attributions(path: str, out_dir: str, regions: Optional[Sequence[str]] 
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     formats = _check_formats(formats)
+    _check_dpi(dpi)
     res = Results(path)
     if regions and top is not None:
         raise ResultsError("--regions and --top: give one or the other")
@@ -264,20 +287,28 @@ def plot_attributions(path: str, out_dir: str, regions: Optional[Sequence[str]] 
         res.reverse_minus(strand)          # a contradiction is an error before anything is drawn
     rows = select_regions(res, regions, top)
     attrs = res.projected(rows)[:, :, start:end]
-    os.makedirs(out_dir, exist_ok=True)
-    written, used = [], set()
-    for rank, (row, a) in enumerate(zip(rows, attrs)):
-        name = file_stem(res.ids[row])
-        if name.lower() in used:      # the same id twice (or ids differing in case only: macOS, Windows)
-            name = f"{name}_row{row}"
-        used.add(name.lower())
-        fig, ax = plt.subplots(figsize=logo_size(end - start))
-        placement = res.placement(row, L, strand)
-        plot_logo(a, ax=ax, start=start, alphabet=res.alphabet[:A] if len(res.alphabet) >= A else DNA,
-                  title=logo_title(res, row, start, end, L, placement), placement=placement)
-        fig.tight_layout()
-        written += _save(fig, os.path.join(out_dir, f"logo_{name}"), formats, dpi)
-        plt.close(fig)
+    created = _out_dir(out_dir)
+    written, used, fig = [], set(), None
+    try:
+        for rank, (row, a) in enumerate(zip(rows, attrs)):
+            name = file_stem(res.ids[row])
+            if name.lower() in used:      # the same id twice (or ids differing in case only: macOS, Windows)
+                name = f"{name}_row{row}"
+            used.add(name.lower())
+            fig, ax = plt.subplots(figsize=logo_size(end - start))
+            placement = res.placement(row, L, strand)
+            plot_logo(a, ax=ax, start=start, alphabet=res.alphabet[:A] if len(res.alphabet) >= A else DNA,
+                      title=logo_title(res, row, start, end, L, placement), placement=placement)
+            fig.tight_layout()
+            base = os.path.join(out_dir, f"logo_{name}")
+            written += [f"{base}.{fmt}" for fmt in formats]
+            _save(fig, base, formats, dpi)
+            plt.close(fig)
+    except BaseException:
+        if fig is not None:
+            plt.close(fig)
+        _cleanup(written, created)
+        raise
     return written
 
 
@@ -487,17 +518,26 @@ def plot_marginalize(path: str, out_dir: str, formats: Sequence[str] = FORMATS, 
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     formats = _check_formats(formats)
+    _check_dpi(dpi)
     res = Results(path)
     pairs = res.marginalize_pairs()
     if not pairs:
         op = f" (op: {res.op})" if res.op else ""
         raise ResultsError(f"{res.path}: no 'y_before'/'y_after' datasets{op}; "
                            "expected the output of kipoi-tanger marginalize, ablate or space")
-    os.makedirs(out_dir, exist_ok=True)
-    written = []
-    for label, before, after in pairs:
-        fig = effect_figure(res, label, before, after, effect_title(res, label, before, after))
-        suffix = "" if "/" not in before else "_" + file_stem(res.output_name(before))
-        written += _save(fig, os.path.join(out_dir, f"marginalize{suffix}"), formats, dpi)
-        plt.close(fig)
+    created = _out_dir(out_dir)
+    written, fig = [], None
+    try:
+        for label, before, after in pairs:
+            fig = effect_figure(res, label, before, after, effect_title(res, label, before, after))
+            suffix = "" if "/" not in before else "_" + file_stem(res.output_name(before))
+            base = os.path.join(out_dir, f"marginalize{suffix}")
+            written += [f"{base}.{fmt}" for fmt in formats]
+            _save(fig, base, formats, dpi)
+            plt.close(fig)
+    except BaseException:
+        if fig is not None:
+            plt.close(fig)
+        _cleanup(written, created)
+        raise
     return written

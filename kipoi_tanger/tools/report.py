@@ -481,11 +481,11 @@ def write_report(path: str, output: str, top: int = DEFAULT_TOP, logo_width: int
     str
         ``output``.
     """
+    from .results import check_output_file, write_atomically
+    check_output_file(output)
     page = build_report(path, top=top, logo_width=logo_width, dpi=dpi, motifs=motifs, strand=strand)
-    parent = os.path.dirname(os.path.abspath(output))
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(output)}.partial")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(page)
-    os.replace(tmp, output)
-    return output
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(page)
+    return write_atomically(output, write)

@@ -47,6 +47,34 @@ class ResultsError(ValueError):
     """A results file cannot be used as asked (one line, names the file)."""
 
 
+def check_output_file(path: str, option: str = "-o/--output") -> str:
+    """Refuse an output path that names a directory (``out/``, or an existing dir): one error line."""
+    if not path or path.endswith(("/", os.sep)) or os.path.isdir(path):
+        raise ResultsError(f"{option}: {path!r} is a directory; expected a file name")
+    return path
+
+
+def write_atomically(output: str, write) -> str:
+    """``write(tmp)`` into a temporary file next to ``output``, renamed to ``output`` when complete.
+
+    Parent dirs are created; on any error the temporary file and the dirs created
+    for it are removed, so a failed export leaves nothing behind.
+    """
+    from ..run.outputs import make_parents, remove_dirs
+    check_output_file(output)
+    created = make_parents([output])
+    tmp = os.path.join(os.path.dirname(os.path.abspath(output)), f".{os.path.basename(output)}.partial")
+    try:
+        write(tmp)
+        os.replace(tmp, output)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        remove_dirs(created)
+        raise
+    return output
+
+
 def _decode(value):
     if isinstance(value, bytes):
         value = value.decode()

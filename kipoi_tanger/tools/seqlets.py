@@ -153,6 +153,12 @@ def _bh(p):
     return out
 
 
+def _check_max_qvalue(max_qvalue):
+    if isinstance(max_qvalue, bool) or not isinstance(max_qvalue, (int, float, numpy.integer, numpy.floating)) \
+            or not 0 < max_qvalue <= 1:
+        raise ValueError(f"--max_qvalue: expected a q-value in (0, 1], got {max_qvalue!r}")
+
+
 def name_seqlets(seqlets: pandas.DataFrame, motifs, X=None, attributions=None,
                  query: str = 'attribution', max_qvalue: float = 0.05, n_jobs: int = 1,
                  **tomtom_kwargs) -> pandas.DataFrame:
@@ -185,6 +191,7 @@ def name_seqlets(seqlets: pandas.DataFrame, motifs, X=None, attributions=None,
         no match (empty name, NaN p-value).
     """
     from memelite import tomtom
+    _check_max_qvalue(max_qvalue)
     motifs = _motifs(motifs)
     names = list(motifs)
     pwms = [motifs[k] for k in names]
@@ -427,6 +434,7 @@ def results_seqlets(results, motifs=None, query: str = 'attribution', threshold:
     n, A, L = res.require_attributions()
     if query not in ('attribution', 'onehot'):
         raise ValueError(f"--query: expected attribution or onehot, got {query!r}")
+    _check_max_qvalue(max_qvalue)
     if query == 'onehot' and motifs is not None and not res.has_sequences:
         raise ValueError(f"--query onehot: {res.path} has no inputs (the sequences); rerun with "
                          f"--keep_inputs or use --query attribution")

@@ -585,6 +585,11 @@ def _window_ranges(res, start, width, reverse_minus):
     return Regions(r.chrom, new_s, new_s + width, r.strand, r.id)
 
 
+# suffixes of binary or compressed files: a plain-text bedGraph must not be named like one
+_NOT_BEDGRAPH = ('.bw', '.bigwig', '.bb', '.bigbed', '.gz', '.bgz', '.bz2', '.xz', '.zip', '.h5', '.hdf5',
+                 '.npy', '.npz')
+
+
 def export_track(path: str, output: str, chrom_sizes, fmt: Optional[str] = None, values: str = 'attributions',
                  reduce: Optional[str] = None, task=None, anchor: Optional[str] = None,
                  out_of_bounds: str = 'error', strand: Optional[str] = None,
@@ -617,11 +622,18 @@ def export_track(path: str, output: str, chrom_sizes, fmt: Optional[str] = None,
     dict
         ``{'output', 'format', 'values' (description), 'regions', 'reverse_minus'}``.
     """
-    from .results import Results, ResultsError
+    from .results import Results, ResultsError, check_output_file, write_atomically
+    check_output_file(output)
     res = Results(path)
-    fmt = fmt or ('bigwig' if output.lower().endswith(('.bw', '.bigwig')) else 'bedgraph')
+    bigwig_suffix = output.lower().endswith(('.bw', '.bigwig'))
+    fmt = fmt or ('bigwig' if bigwig_suffix else 'bedgraph')
     if fmt not in ('bigwig', 'bedgraph'):
         raise ResultsError(f"format: expected bigwig or bedgraph, got {fmt!r}")
+    if fmt == 'bigwig' and not bigwig_suffix:
+        raise ResultsError(f"-o/--output: {output}: a bigWig track is named .bw or .bigwig")
+    if fmt == 'bedgraph' and output.lower().endswith(_NOT_BEDGRAPH):
+        raise ResultsError(f"-o/--output: {output}: a bedGraph track is plain text (e.g. .bedGraph or .bg), "
+                           f"not {os.path.splitext(output)[1]}")
     if res.ranges is None:
         raise ResultsError(f"{res.path}: no metadata/ranges (chr, start, end): the values have no genomic "
                            f"coordinates; rerun with --keep_metadata")
@@ -641,10 +653,8 @@ def export_track(path: str, output: str, chrom_sizes, fmt: Optional[str] = None,
     ranges = res.ranges
     if start:       # an ISM window [start, start + W) of the input
         ranges = _window_ranges(res, start, vals.shape[1], reverse)
-    parent = os.path.dirname(os.path.abspath(output))
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(output)}.partial")
-    try:
+
+    def write(tmp):
         try:
             if fmt == 'bigwig':
                 write_bigwig(tmp, vals, ranges, chrom_sizes, anchor, out_of_bounds, reverse)
@@ -653,9 +663,6 @@ def export_track(path: str, output: str, chrom_sizes, fmt: Optional[str] = None,
         except ValueError as e:
             raise ResultsError(f"{res.path}: {e}".replace("pass anchor='center'", "pass --anchor center")
                                .replace("pass out_of_bounds='clip'", "pass --out_of_bounds clip")) from None
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomically(output, write)
     return {'output': output, 'format': fmt, 'values': what, 'regions': len(vals), 'reverse_minus': reverse,
             'chromosomes': len(sizes)}
