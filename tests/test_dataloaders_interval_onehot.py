@@ -599,3 +599,18 @@ def test_model_specific_dataloader_yaml_reuses_the_component(tmp_path):
     assert preds.shape == (7, 2)
     ref = _reference(net, m.default_dataloader.init_example(), lambda x: x.transpose(0, 2, 1).copy())
     np.testing.assert_allclose(preds, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_window_entirely_off_the_chromosome_is_not_padded_to_all_n(tmp_path):
+    fa = write_fasta(tmp_path / "g.fa", {"chr1": CHR1, "chr2": CHR2})
+    bed = write_bed(tmp_path / "a.bed", [("chr2", 0, 8), ("chr2", 40, 48)])   # chr2 has 16 bp
+    with pytest.raises(ValueError) as e:
+        IntervalOneHot(bed, fa)
+    one_line_error(e, bed, "line 2", "chr2:40-48 lies entirely outside the chromosome (length 16)", "'drop'")
+    with pytest.warns(UserWarning, match="dropped 1 interval"):
+        ds = IntervalOneHot(bed, fa, out_of_bounds="drop")
+    assert len(ds) == 1
+    # a window that keeps one base of the chromosome is padded as documented
+    ds = IntervalOneHot(write_bed(tmp_path / "b.bed", [("chr2", 15, 23)]), fa)
+    np.testing.assert_array_equal(ds[0]["inputs"][:, 0], hand_onehot(CHR2[15])[:, 0])
+    assert ds[0]["inputs"][:, 1:].sum() == 0

@@ -18,7 +18,8 @@ Conventions
   (R Y S W K M B D H V U, gaps ``-`` and ``.``) give all-zero columns; any
   other byte is an error that names the FASTA, chromosome and position.
 * Windows running off a chromosome end are padded with N
-  (``out_of_bounds="pad"``), dropped with one warning (``"drop"``) or an
+  (``out_of_bounds="pad"``; a window with no base on the chromosome is an
+  error there), dropped with one warning (``"drop"``) or an
   error naming the BED line (``"error"``).
 * ``exclude`` (e.g. an ENCODE exclusion list): windows sharing at least one
   base with one of its regions are skipped and counted (one warning), as
@@ -286,8 +287,9 @@ class IntervalOneHot(_shared.BatchedDataset):
         Numeric numpy dtype of the one-hot array, default ``"float32"``.
     out_of_bounds : {"pad", "drop", "error"}, optional
         Windows running off a chromosome end are padded with N (all-zero
-        columns), dropped with a single warning listing their lines, or an
-        error naming the first such line.
+        columns; a window with no base on the chromosome is an error),
+        dropped with a single warning listing their lines, or an error
+        naming the first such line.
     use_strand : bool, optional
         Reverse-complement minus-strand intervals (default True).
     exclude : str, optional
@@ -355,6 +357,12 @@ class IntervalOneHot(_shared.BatchedDataset):
                 if self.out_of_bounds == "drop":
                     dropped.append(n)
                     continue
+                if s >= lengths[c] or e <= 0:
+                    # all N: no base of the chromosome to pad around (a BED of another assembly?)
+                    raise ValueError("{}: window {}:{}-{} lies entirely outside the chromosome (length {}), so "
+                                     "padding would give all N; is the BED for another assembly? pass "
+                                     "out_of_bounds 'drop' to skip such intervals"
+                                     .format(where, f[0], s, e, int(lengths[c])))
             name = f[3].strip() if len(f) > 3 else "."
             chroms.append(c)
             starts.append(s)
