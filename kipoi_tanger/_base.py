@@ -47,10 +47,18 @@ def resolve_dtype(model, dtype=None):
     if isinstance(dtype, str):
         resolved = getattr(torch, dtype, None)
         if not isinstance(resolved, torch.dtype):
-            raise ValueError(f"dtype: unknown torch dtype {dtype!r}")
-        return resolved
+            raise ValueError(f"dtype: unknown torch dtype {dtype!r} (e.g. float32, bfloat16)")
+        dtype = resolved
     if not isinstance(dtype, torch.dtype):
         raise ValueError(f"dtype: expected a torch.dtype, a string or None, got {dtype!r}")
+    native = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    if dtype.is_floating_point and native is not None and dtype != native and \
+            dtype not in (torch.float16, torch.bfloat16):
+        # inputs of another float width than the weights fail inside the first layer; autocast
+        # (the way a dtype other than the model's runs) exists only for float16 and bfloat16
+        raise ValueError(f"dtype: {str(dtype).replace('torch.', '')} differs from the model's "
+                         f"{str(native).replace('torch.', '')} parameters; use the model's own dtype, "
+                         "float16 or bfloat16")
     return dtype
 
 

@@ -145,6 +145,12 @@ def _run_options(a):
             raise CLIError(f"--threads: expected a positive integer, got {a.threads}")
         import torch
         torch.set_num_threads(a.threads)
+    if a.dtype is not None:       # checked before the model loads
+        import torch
+        dt = getattr(torch, a.dtype, None)
+        if not (isinstance(dt, torch.dtype) and dt.is_floating_point):
+            raise CLIError(f"--dtype: expected a floating torch dtype (float32, float64, float16, bfloat16), "
+                           f"got {a.dtype!r}")
     opts = dict(source=a.source, batch_size=a.batch_size, device=a.device, dtype=a.dtype,
                 keep_metadata=a.keep_metadata, keep_inputs=a.keep_inputs, resume=a.resume, overwrite=a.overwrite,
                 shard=a.shard, verbose=not a.quiet)

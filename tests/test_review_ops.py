@@ -299,3 +299,66 @@ def test_merge_refuses_a_truncated_shard_table(tiny, capsys, tmp_path):
     assert f"the .tsv file of shard s2.h5, has 2 rows but the shard holds {len(rows) - 1} regions" in line, line
     assert not (tmp_path / "m2.h5").exists() and not (tmp_path / "m2.tsv").exists()
     assert n == 40
+
+
+# ---------------------------------------------------------------------------
+# --dtype, --dataloader_args and --dataloader_source checked before the model runs
+
+@pytest.mark.parametrize("extra,expect", [
+    (["--dtype", "int7"], "--dtype: expected a floating torch dtype (float32, float64, float16, bfloat16), got 'int7'"),
+    (["--dtype", "float63"], "--dtype: expected a floating torch dtype"),
+    (["--dtype", "float64"], "dtype: float64 differs from the model's float32 parameters; use the model's own "
+                             "dtype, float16 or bfloat16"),
+    (["--dataloader_args", "[1, 2]"], "--dataloader_args: expected a JSON object or key=value pairs, got '[1, 2]'"),
+    (["--dataloader_args", "3"], "--dataloader_args: expected a JSON object"),
+    (["--example", "--dataloader_source", "dir"], "--dataloader_source dir: given without --dataloader"),
+])
+def test_run_options_refused_in_one_line(tiny, capsys, tmp_path, extra, expect):
+    argv = ["predict", tiny, "-o", "p.h5", "-q"] + (extra if "--example" in extra or "--dataloader_args" in extra
+                                                      else extra + ["--example"])
+    rc, _, err = _main(argv, capsys, tmp_path)
+    assert rc == 2
+    assert expect in _one_line(err)
+    assert os.listdir(tmp_path) == []
+
+
+def test_resolve_dtype_refuses_another_float_width():
+    import torch
+    from kipoi_tanger._base import resolve_dtype
+    from kipoi_tanger.predict import predict
+    m = torch.nn.Conv1d(4, 2, 3)
+    assert resolve_dtype(m, "bfloat16") == torch.bfloat16 and resolve_dtype(m, None) == torch.float32
+    with pytest.raises(ValueError, match="dtype: float64 differs from the model's float32 parameters"):
+        predict(m, torch.zeros(2, 4, 10), dtype=torch.float64)
+    assert resolve_dtype(m.double(), "float64") == torch.float64
+    assert resolve_dtype(torch.nn.Identity(), "float64") == torch.float64   # no parameters: no clash
+
+
+# ---------------------------------------------------------------------------
+# the model's outputs against the schema's targets
+
+@pytest.mark.parametrize("shape,ok", [("(2,)", True), ("(1, 2)", True), ("(None,)", True), ("(3,)", False),
+                                      ("(2, 2)", False)])
+def test_outputs_checked_against_the_schema(tmp_path, capsys, shape, ok):
+    d = make_model_dir(tmp_path / "m", "rv_t", arch="TinyCNN", layout="LA",
+                       targets={"name": "probs", "shape": shape, "doc": "outputs"})
+    rc, _, err = _main(["predict", d, "--example", "-o", "p.h5", "-q"], capsys, tmp_path)
+    if ok:
+        assert rc == 0, err
+        return
+    assert rc == 2
+    line = _one_line(err)
+    assert f"model.yaml schema: targets: probs: declares shape {shape} per example, but the model outputs (2,)" in line
+    assert not (tmp_path / "p.h5").exists() and not (tmp_path / "p.h5.partial").exists()
+
+
+@pytest.mark.parametrize("option,value,expect", [
+    ("--min_len", "0", "--min_len: must be at least 1; got 0"),
+    ("--flanks", "-1", "--flanks: must be at least 0; got -1"),
+    ("--n_bins", "0", "--n_bins: must be at least 2; got 0"),
+])
+def test_seqlets_errors_name_the_command_options(results, capsys, tmp_path, option, value, expect):
+    rc, _, err = _main(["seqlets", results["attr"], "-o", "s.bed", "--strand", "rc", option, value], capsys, tmp_path)
+    assert rc == 2
+    assert expect in _one_line(err)
+    assert os.listdir(tmp_path) == []

@@ -1,4 +1,6 @@
 """``--dataloader_args`` as ``kipoi predict`` takes them: a JSON string, a JSON file or ``key=value`` pairs."""
+import json
+import os
 from typing import List, Optional
 
 from .errors import AdapterError
@@ -27,6 +29,13 @@ def parse_dataloader_args(values: Optional[List[str]]) -> Optional[dict]:
     if not values:
         return None
     from kipoi_utils.utils import parse_json_file_str_or_arglist
+    if len(values) == 1 and not os.path.exists(values[0]):
+        try:     # JSON that is not an object: Kipoi's parser would call it a missing file
+            parsed = json.loads(values[0])
+        except ValueError:
+            parsed = {}
+        if not isinstance(parsed, dict):
+            raise AdapterError(f"--dataloader_args: expected a JSON object or key=value pairs, got {values[0]!r}")
     try:
         parsed = parse_json_file_str_or_arglist(list(values))
     except Exception as e:

@@ -6,7 +6,9 @@
   ``forward``);
 * :func:`check_batch` — the first batch of a run against the model's schema
   (``None`` is a wildcard), before any output is created: every input's
-  per-example shape, and the sequence input against the layout and alphabet.
+  per-example shape, and the sequence input against the layout and alphabet;
+* :func:`check_outputs` — the model's first predictions against the schema's
+  targets (their column labels and the names files give them rest on it).
 
 Both raise one :class:`~kipoi_tanger.adapter.errors.AdapterError` line naming
 the input, what is expected and what was found.
@@ -19,7 +21,7 @@ import numpy as np
 from .errors import AdapterError, suggest
 from .layout import format_shape
 
-__all__ = ["check_section", "check_batch", "shape_fits", "forward_parameters"]
+__all__ = ["check_section", "check_batch", "check_outputs", "shape_fits", "forward_parameters"]
 
 
 def shape_fits(actual: Sequence[int], expected: Optional[Sequence]) -> bool:
@@ -173,3 +175,35 @@ def _check_sequence(spec, name, arr, per, where):
         if ax == "1" and per[j] != 1:
             raise AdapterError(f"{where}: sequence input {name!r} has shape {format_shape(per)} per example, but "
                                f"layout {layout} has a size-1 axis there")
+
+
+def _squeezed(shape):
+    return tuple(d for d in shape if d is None or int(d) != 1)
+
+
+def check_outputs(target, y) -> None:
+    """The per-example shape of each model output against its ``schema: targets:`` entry.
+
+    ``y`` is a tensor/array or a list of them, in the schema's order. Size-1
+    axes are ignored (``(N,)`` fits a declared ``(1,)``) and ``None`` is a
+    wildcard; a different number of outputs than the schema declares is left
+    to the code that names them.
+
+    Raises
+    ------
+    AdapterError
+        One line naming the output, the declared and the actual shape.
+    """
+    from .section import schema_entries
+    call, keys, names, schemas = schema_entries(getattr(target.kmodel.schema, "targets", None), "preds")
+    outs = list(y) if isinstance(y, (list, tuple)) else [y]
+    if not schemas or len(outs) != len(schemas):
+        return
+    for name, schema, t in zip(names, schemas, outs):
+        expected = getattr(schema, "shape", None)
+        actual = tuple(int(d) for d in tuple(t.shape)[1:])
+        if expected is None or shape_fits(actual, expected) or shape_fits(_squeezed(actual), _squeezed(expected)):
+            continue
+        raise AdapterError(f"model {target.name}: model.yaml schema: targets: {name}: declares shape {format_shape(tuple(expected))} "
+                           f"per example, but the model outputs {format_shape(actual)}; fix the schema (column "
+                           "labels and output names rest on it)")

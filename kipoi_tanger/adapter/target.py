@@ -506,6 +506,9 @@ def load(model: str, source: str = "dir", dataloader: Optional[str] = None,
     backend = make_backend(kmodel, model, spec.call)
 
     dl_name = None
+    if dataloader is None and dataloader_source is not None:
+        raise AdapterError(f"--dataloader_source {dataloader_source}: given without --dataloader (the source "
+                           "it names is where --dataloader is looked up)")
     if dataloader is None:
         Dl = kmodel.default_dataloader
         if Dl is None:

@@ -38,4 +38,8 @@ class Predict(Op):
         return self._ctx.target.spec.prediction_names
 
     def name_outputs(self, y):
+        if self.top and not getattr(self, "_outputs_checked", False):
+            from ..adapter.schema_check import check_outputs
+            check_outputs(self._ctx.target, y)      # the first batch, before it is written
+            self._outputs_checked = True
         return name_outputs("preds", y, self.result_names())

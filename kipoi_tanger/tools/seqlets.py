@@ -46,6 +46,9 @@ BED_COLUMNS = ['chrom', 'chrom_start', 'chrom_end', 'name', 'score', 'strand']
 TSV_COLUMNS = BED_COLUMNS + ['region_id', 'example_idx', 'start', 'end', 'attribution', 'p-value',
                              'motif', 'motif_pvalue', 'motif_qvalue', 'motif_strand', 'named']
 _CHUNK = 2048  # seqlets per TOMTOM call: bounds the (seqlets x motifs) matrices
+# recursive_seqlets' parameter names -> the names results_seqlets and `kipoi-tanger seqlets` take
+_OPTION_NAMES = (("min_seqlet_len", "min_len"), ("max_seqlet_len", "max_len"), ("additional_flanks", "flanks"),
+                 ("threshold", "threshold"), ("n_bins", "n_bins"))
 
 
 def read_motifs(path, alphabet_size: int = 4) -> dict:
@@ -442,8 +445,14 @@ def results_seqlets(results, motifs=None, query: str = 'attribution', threshold:
         motifs = read_motifs(motifs, alphabet_size=A)
     reverse = res.reverse_minus(strand) if genomic and res.ranges is not None else True
     X = _per_position(res, block)
-    calls = recursive_seqlets(X, threshold=threshold, min_seqlet_len=min_len, max_seqlet_len=max_len,
-                              additional_flanks=flanks, n_bins=n_bins)
+    try:
+        calls = recursive_seqlets(X, threshold=threshold, min_seqlet_len=min_len, max_seqlet_len=max_len,
+                                  additional_flanks=flanks, n_bins=n_bins)
+    except ValueError as e:     # named as this command takes them, not as recursive_seqlets does
+        msg = str(e)
+        for api, ours in _OPTION_NAMES:
+            msg = msg.replace(f"recursive_seqlets: {api} ", f"--{ours}: ")
+        raise ValueError(msg) from None
     del X
     calls = calls.reset_index(drop=True)
     if motifs is not None:
