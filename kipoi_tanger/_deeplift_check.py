@@ -200,6 +200,7 @@ class _Tracker(TorchFunctionMode):
         self.model, self.rules, self.caller = model, rules, caller
         self.ruled = {id(mod): (name, rule) for name, mod, rule in entries}
         self.tags = {}            # id -> (tensor, frozenset of Finding)
+        self.aliases = {}         # id -> (t, activation): t = activation.data, same storage
         self.stack = []           # (name, module, opens an opaque frame, input origins or None)
         self.opaque = 0
         self.internal = 0
@@ -349,10 +350,17 @@ class _Tracker(TorchFunctionMode):
             origins = origins | {self.finding(Finding(module, cls, _op_label(func, name), reason))}
         for t in outs:
             self.set_tag(t, origins)
+        if name == 'GET:data' and args and isinstance(args[0], torch.Tensor):
+            for t in outs:  # shares the activation's storage: an in-place change of it changes the activation
+                self.aliases[id(t)] = (t, args[0])
         if inplace:
             target = kwargs.get('out') if kwargs.get('out') is not None else (args[0] if args else None)
             for t in _leaves(target):
-                self.set_tag(t, origins | (self.tag(t) or frozenset()))
+                new = origins | (self.tag(t) or frozenset())
+                self.set_tag(t, new)
+                alias = self.aliases.get(id(t))
+                if alias is not None and alias[0] is t:
+                    self.set_tag(alias[1], new | (self.tag(alias[1]) or frozenset()))
 
     def _dep(self, t):
         return isinstance(t, torch.Tensor) and self.tag(t) is not None
@@ -533,16 +541,31 @@ def plan(model, entries, rules, rows, args, caller='deep_lift_shap', autocast_ct
     outs = list(_leaves(y))
     reached = tracker.merged(y)
     tracker.tags.clear()
+    tracker.aliases.clear()
     if reached:
         order = {f: i for i, f in enumerate(tracker.findings_seen)}
         raise ValueError(_refusal(caller, sorted(reached, key=lambda f: order.get(f, 0))))
     notes = list(dict.fromkeys(tracker.notes))
+    tol = _tolerance(rows.dtype if rows.is_floating_point() else torch.float32)
     if reached is None and outs:
+        # Nothing the check followed reaches the output; if the output still differs between an
+        # example and its reference (same args), X reaches it through code the check cannot see.
+        if tracker.partner is not None:
+            pr = tracker.partner
+            for o in outs:
+                if o.ndim and o.shape[0] == n and o.is_floating_point() and \
+                        not _same_up_to(o, o.index_select(0, pr.to(o.device)), tol):
+                    with torch.enable_grad(), ctx():
+                        model(rows.clone().requires_grad_(True), *args)  # a model that refuses gradients says why
+                    raise ValueError(
+                        f"{caller}: the model's output depends on X through operations the check cannot "
+                        "follow (e.g. a round trip through numpy, .item(), a C extension or compiled code), "
+                        "so no DeepLIFT rule can be vouched for and the attributions would be wrong; keep "
+                        "the computation from X to the output in torch operations and nn.Modules")
         notes.append("the output does not depend on X as far as the check can follow (an operation it "
                      "cannot see, e.g. a C extension?)")
 
     # Pairing: permute the rows with a transposition and a cycle.
-    tol = _tolerance(rows.dtype if rows.is_floating_point() else torch.float32)
     perms = [torch.tensor([1, 0] + list(range(2, n))), torch.roll(torch.arange(n), 1)]
     mode, why = 'shared', ''
     names = {mod: name for name, mod, _ in entries}

@@ -332,6 +332,12 @@ def ruled_modules(model, rules, caller):
         if id(module) in seen:  # one instance reached under two names is hooked once
             return
         seen.add(id(module))
+        if isinstance(module, torch.jit.ScriptModule):
+            # Compiled code: no hooks for the rules, no operations for the check to see.
+            raise ValueError(
+                f"{caller}: module '{name or '<model>'}' ({type(module).__name__}) is a TorchScript module "
+                "(torch.jit.script/trace); DeepLIFT rules cannot be hooked inside it and the check cannot see "
+                "its operations, so the attributions could be wrong; pass the original Python nn.Module")
         rule = lookup_rule(rules, type(module))
         if rule is not None:
             found.append((name, module, rule))
