@@ -32,7 +32,18 @@ def resolve_device(device=None):
     """Return a ``torch.device``: ``None`` means CUDA when available, else CPU."""
     if device is None:
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"device: {device!r} is not a usable torch device (e.g. 'cpu', 'cuda', "
+                         f"'cuda:1'): {reason}") from None
+    if resolved.type == 'cuda' and (not torch.cuda.is_available() or (
+            resolved.index is not None and resolved.index >= torch.cuda.device_count())):
+        raise ValueError(f"device: {str(resolved)!r} requested but this machine has "
+                         f"{torch.cuda.device_count() if torch.cuda.is_available() else 'no'} "
+                         "CUDA device(s); pass device='cpu' or None (CUDA when available)")
+    return resolved
 
 
 def resolve_dtype(model, dtype=None):
@@ -96,6 +107,9 @@ def model_on(model, device):
     train/eval flag of every submodule on exit, also when an exception is raised."""
     training = {m: m.training for m in model.modules()}
     original = _model_device(model)
+    if original is not None and original.type == 'meta' and torch.device(device).type != 'meta':
+        raise ValueError("model: its parameters are on the meta device (no values); load or "
+                         "materialize its weights (e.g. to_empty + load_state_dict) first")
     try:
         model.to(device)
         model.eval()
@@ -120,6 +134,9 @@ def check_X(X, name='X'):
         raise ValueError(f"{name}: expected a torch.Tensor, got {type(X).__name__}")
     if X.ndim == 0 or X.shape[0] == 0:
         raise ValueError(f"{name}: must contain at least one example (got shape {tuple(X.shape)})")
+    if X.device.type == 'meta':
+        raise ValueError(f"{name}: is a meta tensor (a shape without values); pass a tensor "
+                         "that holds data")
 
 
 def check_args(X, args, aligned=True, surplus_rows=False):
@@ -169,9 +186,10 @@ def check_args(X, args, aligned=True, surplus_rows=False):
 
 
 def check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or \
+            batch_size < 1:
         raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
-    return batch_size
+    return int(batch_size)
 
 
 def check_int(value, name, low=None, high=None, error=ValueError, what=None):

@@ -43,6 +43,9 @@ def _check_tensor(X, name='X'):
                          f"{tuple(X.shape)}")
     if X.dtype.is_complex:
         raise ValueError(f"{name}: expected a one-hot tensor, got dtype {X.dtype}")
+    if X.device.type == 'meta':
+        raise ValueError(f"{name}: is a meta tensor (a shape without values); pass a tensor that "
+                         "holds data")
 
 
 _NOT_ONE_HOT = "must be one-hot encoded along axis 1 (values 0/1, at most one 1 per position)"

@@ -14,9 +14,16 @@ from ._base import (autocast, check_args, check_batch_size, check_X, model_on,
                     resolve_device, resolve_dtype, split_output, to_device)
 
 
-def _append(outputs, y):
-    """Accumulate one batch's output, checking that its kind does not change."""
+def _append(outputs, y, rows):
+    """Accumulate one batch's output, checking that its kind does not change
+    and that every tensor has one row per example of the batch."""
     kind, y = split_output(y)
+    for i, t in enumerate([y] if kind == 'tensor' else y):
+        if t.ndim == 0 or t.shape[0] != rows:
+            what = "the model's output" if kind == 'tensor' else f"output {i} of the model"
+            raise ValueError(f"Cannot interpret output from model: {what} (after func) has shape "
+                             f"{tuple(t.shape)} for a batch of {rows} examples; expected {rows} "
+                             "rows, one per example")
     if outputs is None:
         return kind, ([y.cpu()] if kind == 'tensor' else [[t.cpu()] for t in y])
     prev_kind, acc = outputs
@@ -99,7 +106,7 @@ def predict(model: torch.nn.Module, X: torch.Tensor, args: Optional[Sequence[tor
             y = model(X_, *args_)
             if func is not None:
                 y = func(y)
-            outputs = _append(outputs, y)
+            outputs = _append(outputs, y, len(X_))
     return _concatenate(outputs)
 
 

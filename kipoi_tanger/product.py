@@ -25,10 +25,13 @@ class _Leaf:
     def __init__(self):
         self.out = None
 
-    def write(self, start, y, total):
+    def write(self, start, y, total, rows):
         if not isinstance(y, torch.Tensor):
             raise ValueError("Cannot interpret output from func: expected tensors or "
                              f"(nested) tuples/lists of tensors, got {type(y).__name__}")
+        if y.ndim == 0 or y.shape[0] != rows:
+            raise ValueError(f"func returned shape {tuple(y.shape)} for a batch of {rows} "
+                             f"examples; expected {rows} rows, one per example")
         y = y.detach().cpu()
         if self.out is None:
             self.out = torch.empty((total, *y.shape[1:]), dtype=y.dtype)
@@ -45,15 +48,15 @@ def _structure(y):
     return _Leaf()
 
 
-def _write(struct, y, start, total):
+def _write(struct, y, start, total, rows):
     if isinstance(struct, _Leaf):
-        struct.write(start, y, total)
+        struct.write(start, y, total, rows)
         return
     _, children = struct
     if not isinstance(y, (tuple, list)) or len(y) != len(children):
         raise ValueError("Cannot interpret output from func: its structure changed between batches")
     for child, v in zip(children, y):
-        _write(child, v, start, total)
+        _write(child, v, start, total, rows)
 
 
 def _finish(struct, lead):
@@ -82,7 +85,7 @@ def _apply(func, model, X, args, lead, index_of, batch_size, device,
                          verbose=False, **extra, **kwargs)
                 if struct is None:
                     struct = _structure(y)
-                _write(struct, y, start, total)
+                _write(struct, y, start, total, len(idx))
                 bar.update(len(idx))
     return _finish(struct, lead)
 

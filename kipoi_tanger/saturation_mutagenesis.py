@@ -38,6 +38,7 @@ regions (``raw_outputs=True`` to write ``y_hat``); the fast path's trace and
 check cost a few milliseconds and one batch of full forwards per call.
 """
 import logging
+import numbers
 import warnings
 from typing import Callable, List, NamedTuple, Optional, Union
 
@@ -81,9 +82,10 @@ def _check_one_hot(X):
 
 
 def _span(start, end, L):
-    if isinstance(start, bool) or isinstance(end, bool) or not isinstance(start, int) or \
-            not isinstance(end, int):
+    if isinstance(start, bool) or isinstance(end, bool) or \
+            not isinstance(start, numbers.Integral) or not isinstance(end, numbers.Integral):
         raise ValueError(f"start, end: expected integers, got {start!r}, {end!r}")
+    start, end = int(start), int(end)
     e = L + 1 + end if end < 0 else end
     if not 0 <= start < e <= L:
         raise ValueError(f"start and end must satisfy 0 <= start < end <= length; got start={start}, "

@@ -135,7 +135,7 @@ def test_cli_seqlets_refusals_one_line_nothing_written(out, tmp_path, capsys):
         (["seqlets", out["attributions"], "--motifs", str(tmp_path / "nope.meme"), "-o", o + ".bed"],
          "file not found"),
         (["seqlets", out["predictions"], "-o", o + ".tsv"], "no 'attributions' dataset"),
-        (["seqlets", out["attributions"], "--min_len", "0", "-o", o + ".tsv"], "min_seqlet_len"),
+        (["seqlets", out["attributions"], "--min_len", "0", "-o", o + ".tsv"], "--min_len: must be at least 1"),
         (["seqlets", out["attributions"], "--strand", "forward", "-o", o + ".tsv"], "drop --strand"),
     ]
     for argv, msg in cases:
