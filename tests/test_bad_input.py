@@ -12,10 +12,10 @@ import yaml
 
 from h5compare import file_bytes_equal
 from kipoi_model_dirs import dl_args, make_model_dir, run_cli
-from kipoi_tanger import cli
 from kipoi_tanger.adapter import AdapterError
 from kipoi_tanger.run import RunError, RunOptions, h5io, journal as journal_mod, run
 from kipoi_tanger.run.journal import Journal
+from cli_helpers import main_in as _main, one_line as _one_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO = os.path.join(REPO, "example_models")
@@ -43,24 +43,6 @@ def _with_schema(d, shape):
     with open(path, "w") as fh:
         yaml.safe_dump(y, fh, sort_keys=False)
     return d
-
-
-def _main(argv, capsys, cwd):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        rc = cli.main(argv)
-    finally:
-        os.chdir(old)
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def _one_line(err, prog="kipoi-tanger"):
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"{prog}: error: ") and "Traceback" not in err
-    return lines[0]
 
 
 def _nothing_written(where, keep=()):

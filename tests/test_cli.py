@@ -12,6 +12,7 @@ from kipoi_model_dirs import REPO, dl_args, make_model_dir, run_cli
 from h5compare import file_bytes_equal
 from kipoi_tanger import cli
 from kipoi_tanger.run import h5io, run
+from cli_helpers import main_in as _main
 
 N = 40
 
@@ -138,17 +139,6 @@ def test_torchmodel_with_kipoi_test(work):
 
 
 # -- in process: every command -------------------------------------------------------
-
-def _main(argv, capsys, cwd):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        rc = cli.main(argv)
-    finally:
-        os.chdir(old)
-    out, err = capsys.readouterr()
-    return rc, out, err
-
 
 def test_commands_in_process_equal_api(work, capsys, tmp_path):
     root, dirs, home = work

@@ -7,6 +7,7 @@ import textwrap
 import h5py
 import numpy as np
 import pytest
+from cli_helpers import one_line_error
 
 # numpy 2 removed the aliases kipoi's HDF5BatchWriter still uses.
 if not hasattr(np, "string_"):
@@ -52,13 +53,6 @@ def write_h5(path, preds, meta, batch=4, chunk_size=5):
         w.batch_write(out)
     w.close()
     return str(path)
-
-
-def one_line_error(excinfo, *parts):
-    msg = str(excinfo.value)
-    assert "\n" not in msg, msg
-    for p in parts:
-        assert str(p) in msg, (p, msg)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+from cli_helpers import one_line_error
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DL_DIR = os.path.join(ROOT, "dataloaders", "interval_onehot")
@@ -39,13 +40,6 @@ def write(path, lines, gz=False):
     with (gzip.open(path, "wt") if gz else open(path, "w")) as f:
         f.write(text)
     return str(path)
-
-
-def one_line_error(excinfo, *parts):
-    msg = str(excinfo.value)
-    assert "\n" not in msg, msg
-    for p in parts:
-        assert str(p) in msg, (p, msg)
 
 
 def brute_force_overlap(chrom, start, end, regions):

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from cli_helpers import one_line_error
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DL_DIR = os.path.join(ROOT, "dataloaders", "interval_onehot")
@@ -69,13 +70,6 @@ def genome(tmp_path):
 def window(seq, start, end):
     """Sequence of [start, end) with N beyond the ends."""
     return "".join(seq[p] if 0 <= p < len(seq) else "N" for p in range(start, end))
-
-
-def one_line_error(excinfo, *parts):
-    msg = str(excinfo.value)
-    assert "\n" not in msg, msg
-    for p in parts:
-        assert str(p) in msg, (p, msg)
 
 
 # ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from cli_helpers import one_line_error
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DL_DIR = os.path.join(ROOT, "dataloaders", "sequence_table")
@@ -25,13 +26,6 @@ def seed_encode(symbols, alphabet):
 def write(path, text):
     path.write_text(textwrap.dedent(text))
     return str(path)
-
-
-def one_line_error(excinfo, *parts):
-    msg = str(excinfo.value)
-    assert "\n" not in msg, msg
-    for p in parts:
-        assert str(p) in msg, (p, msg)
 
 
 def test_tsv_with_labels_matches_seed_encoding(tmp_path):

@@ -9,32 +9,15 @@ import numpy as np
 import pytest
 
 from kipoi_model_dirs import dl_args, make_model_dir, run_cli
-from kipoi_tanger import _kipoi_hook, cli
+from kipoi_tanger import _kipoi_hook
 from kipoi_tanger.run.journal import Journal
 from results_files import write_dls, write_marginalize
+from cli_helpers import main_in as _main, one_line as _one_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO = os.path.join(REPO, "example_models")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _main(argv, capsys, cwd):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        rc = cli.main(argv)
-    finally:
-        os.chdir(old)
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def _one_line(err, prog="kipoi-tanger"):
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"{prog}: error: ") and "Traceback" not in err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
