@@ -213,12 +213,30 @@ def _out_dir(out_dir):
     return make_parents([os.path.join(out_dir, "x")])
 
 
-def _cleanup(written, created):
+def _write_figures(out_dir, figures, formats, dpi) -> List[str]:
+    """Save each ``(figure, file stem)`` of ``figures`` into ``out_dir`` in every format and
+    close it; the written paths. On any error (drawing or saving) the figures opened meanwhile are
+    closed and the files written and directories created are removed."""
+    import matplotlib.pyplot as plt
     from ..run.outputs import remove_dirs
-    for path in written:
-        if os.path.exists(path):
-            os.remove(path)
-    remove_dirs(created)
+    open_before = set(plt.get_fignums())
+    created = _out_dir(out_dir)
+    written = []
+    try:
+        for fig, stem in figures:
+            base = os.path.join(out_dir, stem)
+            written += [f"{base}.{fmt}" for fmt in formats]
+            _save(fig, base, formats, dpi)
+            plt.close(fig)
+    except BaseException:
+        for num in set(plt.get_fignums()) - open_before:
+            plt.close(num)
+        for path in written:
+            if os.path.exists(path):
+                os.remove(path)
+        remove_dirs(created)
+        raise
+    return written
 
 
 def _check_formats(formats):
@@ -287,10 +305,10 @@ def plot_attributions(path: str, out_dir: str, regions: Optional[Sequence[str]] 
         res.reverse_minus(strand)          # a contradiction is an error before anything is drawn
     rows = select_regions(res, regions, top)
     attrs = res.projected(rows)[:, :, start:end]
-    created = _out_dir(out_dir)
-    written, used, fig = [], set(), None
-    try:
-        for rank, (row, a) in enumerate(zip(rows, attrs)):
+
+    def figures():
+        used = set()
+        for row, a in zip(rows, attrs):
             name = file_stem(res.ids[row])
             if name.lower() in used:      # the same id twice (or ids differing in case only: macOS, Windows)
                 name = f"{name}_row{row}"
@@ -300,16 +318,8 @@ def plot_attributions(path: str, out_dir: str, regions: Optional[Sequence[str]] 
             plot_logo(a, ax=ax, start=start, alphabet=res.alphabet[:A] if len(res.alphabet) >= A else DNA,
                       title=logo_title(res, row, start, end, L, placement), placement=placement)
             fig.tight_layout()
-            base = os.path.join(out_dir, f"logo_{name}")
-            written += [f"{base}.{fmt}" for fmt in formats]
-            _save(fig, base, formats, dpi)
-            plt.close(fig)
-    except BaseException:
-        if fig is not None:
-            plt.close(fig)
-        _cleanup(written, created)
-        raise
-    return written
+            yield fig, f"logo_{name}"
+    return _write_figures(out_dir, figures(), formats, dpi)
 
 
 # ---------------------------------------------------------------------------
@@ -516,7 +526,6 @@ def plot_marginalize(path: str, out_dir: str, formats: Sequence[str] = FORMATS, 
     import matplotlib
     if not os.environ.get("MPLBACKEND"):
         matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     formats = _check_formats(formats)
     _check_dpi(dpi)
     res = Results(path)
@@ -525,19 +534,7 @@ def plot_marginalize(path: str, out_dir: str, formats: Sequence[str] = FORMATS, 
         op = f" (op: {res.op})" if res.op else ""
         raise ResultsError(f"{res.path}: no 'y_before'/'y_after' datasets{op}; "
                            "expected the output of kipoi-tanger marginalize, ablate or space")
-    created = _out_dir(out_dir)
-    written, fig = [], None
-    try:
-        for label, before, after in pairs:
-            fig = effect_figure(res, label, before, after, effect_title(res, label, before, after))
-            suffix = "" if "/" not in before else "_" + file_stem(res.output_name(before))
-            base = os.path.join(out_dir, f"marginalize{suffix}")
-            written += [f"{base}.{fmt}" for fmt in formats]
-            _save(fig, base, formats, dpi)
-            plt.close(fig)
-    except BaseException:
-        if fig is not None:
-            plt.close(fig)
-        _cleanup(written, created)
-        raise
-    return written
+    figures = ((effect_figure(res, label, before, after, effect_title(res, label, before, after)),
+                "marginalize" + ("" if "/" not in before else "_" + file_stem(res.output_name(before))))
+               for label, before, after in pairs)
+    return _write_figures(out_dir, figures, formats, dpi)
