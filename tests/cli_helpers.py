@@ -29,3 +29,21 @@ def one_line_error(excinfo, *parts):
     assert "\n" not in msg, msg
     for p in parts:
         assert str(p) in msg, (p, msg)
+
+
+def interrupt_after_commits(monkeypatch, n=2):
+    """Make the next run stop as Ctrl-C would (KeyboardInterrupt) right after its ``n``-th journal
+    commit, with the loading thread off; returns a function that restores normal commits."""
+    from kipoi_tanger.run.journal import Journal
+    real_commit = Journal.commit
+    commits = []
+
+    def commit_then_die(self, *a, **k):
+        real_commit(self, *a, **k)
+        commits.append(1)
+        if len(commits) == n:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Journal, "commit", commit_then_die)
+    monkeypatch.setenv("KIPOI_TANGER_PREFETCH", "0")
+    return lambda: monkeypatch.setattr(Journal, "commit", real_commit)

@@ -15,7 +15,7 @@ from kipoi_model_dirs import dl_args, make_model_dir, run_cli
 from kipoi_tanger.adapter import AdapterError
 from kipoi_tanger.run import RunError, RunOptions, h5io, journal as journal_mod, run
 from kipoi_tanger.run.journal import Journal
-from cli_helpers import main_in as _main, one_line as _one_line
+from cli_helpers import interrupt_after_commits, main_in as _main, one_line as _one_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO = os.path.join(REPO, "example_models")
@@ -378,20 +378,10 @@ def test_resume_refuses_an_empty_or_truncated_commit(dirs, capsys, tmp_path, mon
     _, d = dirs
     args = ["deeplift-shap", d["la"], "--example", "--n_shuffles", "1", "--random_state", "0", "--batch_size", "8",
             "-o", "x.h5", "-q"]
-    commits = []
-    real_commit = Journal.commit
-
-    def commit_then_die(self, *a, **k):
-        real_commit(self, *a, **k)
-        commits.append(1)
-        if len(commits) == 2:
-            raise KeyboardInterrupt            # the run stops with two batches committed
-
-    monkeypatch.setattr(Journal, "commit", commit_then_die)
-    monkeypatch.setenv("KIPOI_TANGER_PREFETCH", "0")
+    restore_commits = interrupt_after_commits(monkeypatch, 2)   # the run stops after two commits
     rc, _, _ = _main(args, capsys, tmp_path)
     assert rc == 130
-    monkeypatch.setattr(Journal, "commit", real_commit)
+    restore_commits()
     chunk = tmp_path / "x.h5.partial" / "b00000001_u8_r8.npk"
     data = chunk.read_bytes()
     chunk.write_bytes({"empty": b"", "truncated": data[:-7], "header_only": data[:40]}[cut])

@@ -18,8 +18,9 @@ import torch
 import yaml
 
 from h5compare import file_bytes_equal
+from cli_helpers import main_in
 from kipoi_model_dirs import REPO, dl_args, load_module, make_model_dir, run_cli
-from kipoi_tanger import cli, ops
+from kipoi_tanger import ops
 from kipoi_tanger.ablate import ablate
 from kipoi_tanger.deep_lift_shap import deep_lift_shap
 from kipoi_tanger.ersatz import dinucleotide_shuffle, shuffle
@@ -86,13 +87,8 @@ def _dinuc(X, **kw):
 
 
 def _main(argv, capsys, cwd):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        rc = cli.main(argv)
-    finally:
-        os.chdir(old)
-    return rc, capsys.readouterr().err
+    rc, _, err = main_in(argv, capsys, cwd)
+    return rc, err
 
 
 # -- declarations -------------------------------------------------------------------------------

@@ -10,9 +10,8 @@ import pytest
 
 from kipoi_model_dirs import dl_args, make_model_dir, run_cli
 from kipoi_tanger import _kipoi_hook
-from kipoi_tanger.run.journal import Journal
 from results_files import write_dls, write_marginalize
-from cli_helpers import main_in as _main, one_line as _one_line
+from cli_helpers import interrupt_after_commits, main_in as _main, one_line as _one_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO = os.path.join(REPO, "example_models")
@@ -158,20 +157,10 @@ def test_resume_refuses_an_input_file_changed_since_the_kill(tiny, capsys, tmp_p
     shutil.copy(args["intervals_file"], bed)
     argv = ["deeplift-shap", tiny, "--dataloader_args", f"intervals_file={bed}", f"fasta_file={args['fasta_file']}",
             "--n_shuffles", "1", "--random_state", "0", "--batch_size", "8", "-o", "x.h5", "-q"]
-    commits = []
-    real_commit = Journal.commit
-
-    def commit_then_die(self, *a, **k):
-        real_commit(self, *a, **k)
-        commits.append(1)
-        if len(commits) == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Journal, "commit", commit_then_die)
-    monkeypatch.setenv("KIPOI_TANGER_PREFETCH", "0")
+    restore_commits = interrupt_after_commits(monkeypatch, 2)   # the run stops after two commits
     rc, _, _ = _main(argv, capsys, tmp_path)
     assert rc == 130
-    monkeypatch.setattr(Journal, "commit", real_commit)
+    restore_commits()
     lines = bed.read_text().splitlines(keepends=True)
     bed.write_text("".join(lines[:10]))       # fewer regions than the 16 already committed
     rc, _, err = _main(argv + ["--resume"], capsys, tmp_path)
@@ -189,19 +178,9 @@ def test_resume_refuses_an_input_file_changed_since_the_kill(tiny, capsys, tmp_p
 def test_resume_with_unchanged_files_is_still_byte_identical(tiny, capsys, tmp_path, monkeypatch):
     argv = ["deeplift-shap", tiny, "--example", "--n_shuffles", "1", "--random_state", "0", "--batch_size", "8",
             "-q", "-o"]
-    commits = []
-    real_commit = Journal.commit
-
-    def commit_then_die(self, *a, **k):
-        real_commit(self, *a, **k)
-        commits.append(1)
-        if len(commits) == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Journal, "commit", commit_then_die)
-    monkeypatch.setenv("KIPOI_TANGER_PREFETCH", "0")
+    restore_commits = interrupt_after_commits(monkeypatch, 2)   # the run stops after two commits
     assert _main(argv + ["x.h5"], capsys, tmp_path)[0] == 130
-    monkeypatch.setattr(Journal, "commit", real_commit)
+    restore_commits()
     rc, _, err = _main(argv + ["x.h5", "--resume"], capsys, tmp_path)
     assert rc == 0, err
     os.mkdir(tmp_path / "ref")
